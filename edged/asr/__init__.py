@@ -1,0 +1,52 @@
+"""Speech recognizers: engines that turn speech segments into partial and final text."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class HypothesisKind(enum.Enum):
+    PARTIAL = "partial"
+    FINAL = "final"
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """What a recognizer believes was said in the current utterance so far.
+
+    `stable` is the prefix of `text` the recognizer will not retract (what interim
+    translation may use); for a final it equals `text`. `t0`/`t1` are seconds on the
+    audio timeline. `translation_en` is set by engines that translate speech to
+    English themselves (Whisper's translate task) on finals.
+    """
+
+    kind: HypothesisKind
+    text: str
+    stable: str
+    lang: str
+    t0: float
+    t1: float
+    translation_en: str | None = None
+
+
+class Recognizer(Protocol):
+    """A streaming recognizer driven by the VAD segmenter.
+
+    begin() opens a speech segment at audio time t0, accept() feeds its samples
+    (pipeline format) and may return partials or finals (an engine with its own
+    endpointing may close an utterance inside a segment), end() closes the segment
+    and returns its final, if any. Engines filter their own failure modes (no final
+    from noise).
+    """
+
+    def begin(self, t0: float) -> None: ...
+
+    def accept(self, samples: np.ndarray) -> list[Hypothesis]: ...
+
+    def end(self) -> list[Hypothesis]: ...
+
+    def set_languages(self, candidates: tuple[str, ...]) -> None: ...

@@ -1,0 +1,56 @@
+"""Audio in and out: the pipeline's one audio format and the protocols for sources and sinks.
+
+Everything downstream of a source sees SAMPLE_RATE mono float32 in [-1, 1];
+sources convert, nothing else does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+"""Rate of every frame inside the pipeline (Hz)."""
+
+FRAME_SAMPLES = 512
+"""Samples per frame handed downstream: 32 ms, silero VAD's window at 16 kHz."""
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A run of pipeline-format samples and where it starts on the audio timeline."""
+
+    samples: np.ndarray  # float32, mono, SAMPLE_RATE
+    start: int  # index of the first sample since the source began
+    arrival: float  # time.monotonic() when the last sample became available
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+    @property
+    def t0(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def t1(self) -> float:
+        return self.end / SAMPLE_RATE
+
+
+class AudioSource(Protocol):
+    """Yields AudioChunks in timeline order until the input ends or close() is called."""
+
+    def chunks(self) -> Iterator[AudioChunk]: ...
+
+    def close(self) -> None: ...
+
+
+class AudioSink(Protocol):
+    """Takes synthesized speech (mono float32 at its own rate) for playback or storage."""
+
+    def play(self, samples: np.ndarray, sample_rate: int) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,207 @@
+"""Configuration: TOML read with tomllib into frozen dataclasses, validated once at start.
+
+Every key has its default here and its documentation in config/edged.toml. An error names
+the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edged.errors import ConfigError
+
+
+def _choices(*allowed: str) -> dict[str, Any]:
+    return {"choices": allowed}
+
+
+def _range(low: float, high: float) -> dict[str, Any]:
+    return {"range": (low, high)}
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    source: str = field(default="alsa", metadata=_choices("alsa", "wav", "stdin"))
+    device: str = "default"  # ALSA PCM name for capture
+    rate: int = field(default=16000, metadata=_range(8000, 192000))  # capture rate; resampled
+    channels: int = field(default=1, metadata=_range(1, 8))
+    period_frames: int = field(default=512, metadata=_range(64, 16384))
+    path: str = ""  # WAV file for source = "wav"
+    realtime: bool = True
+    queue_seconds: float = field(default=10.0, metadata=_range(1, 120))
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    bundle: str = "silero-vad"
+    threshold: float = field(default=0.5, metadata=_range(0.05, 0.95))
+    min_silence: float = field(default=0.6, metadata=_range(0.1, 5))
+    min_speech: float = field(default=0.25, metadata=_range(0.05, 2))
+    max_speech: float = field(default=20.0, metadata=_range(2, 28))
+    preroll: float = field(default=0.4, metadata=_range(0, 2))
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    bundle: str = "whisper-base"
+    compute_type: str = field(default="int8", metadata=_choices("int8", "int8_float32", "float32"))
+    beam_size: int = field(default=2, metadata=_range(1, 8))
+    partial_interval: float = field(default=1.0, metadata=_range(0.2, 10))
+    first_partial: float = field(default=0.6, metadata=_range(0.2, 5))
+    partial_window: float = field(default=10.0, metadata=_range(2, 30))
+    final_window: float = field(default=30.0, metadata=_range(2, 30))
+    agreement: int = field(default=2, metadata=_range(2, 5))
+    lid_margin: float = field(default=0.2, metadata=_range(0, 1))
+
+
+@dataclass(frozen=True)
+class SherpaConfig:
+    bundle: str = "sherpa-zipformer-en-20m"
+    rule1_silence: float = field(default=1.2, metadata=_range(0.1, 10))
+    rule2_silence: float = field(default=0.6, metadata=_range(0.1, 10))
+    rule3_max_utterance: float = field(default=20.0, metadata=_range(1, 60))
+    decoding: str = field(default="greedy_search", metadata=_choices("greedy_search", "modified_beam_search"))
+    hotwords: tuple[str, ...] = ()
+    hotwords_score: float = field(default=1.5, metadata=_range(0, 10))
+    punctuation_bundle: str = ""
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    engine: str = field(default="whisper", metadata=_choices("whisper", "sherpa"))
+    languages: tuple[str, ...] = ("en", "es", "de", "fr")
+    threads: int = field(default=2, metadata=_range(1, 16))
+    whisper: WhisperConfig = WhisperConfig()
+    sherpa: SherpaConfig = SherpaConfig()
+
+
+@dataclass(frozen=True)
+class MtConfig:
+    targets: tuple[str, ...] = ("en",)
+    engines: tuple[str, ...] = ("ct2", "apertium", "whisper")  # preference order
+    ct2_bundles: tuple[str, ...] = ()  # installed CTranslate2 bundles to load
+    threads: int = field(default=1, metadata=_range(1, 16))
+    beam_size: int = field(default=2, metadata=_range(1, 8))
+    interim: bool = True
+    interim_interval: float = field(default=0.5, metadata=_range(0, 10))
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    enabled: bool = True
+    speak: str = ""  # target language spoken; "" = the first target
+    voices: dict[str, str] = field(default_factory=lambda: {"en": "piper-en_US-joe-medium"})
+    espeak_fallback: bool = True
+    espeak_bundle: str = "espeak-ng-data"
+    speed: float = field(default=1.0, metadata=_range(0.5, 2))
+    threads: int = field(default=1, metadata=_range(1, 16))
+    output: str = ""  # WAV file for `edged translate --tts`; the daemon plays on ALSA
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    jsonl: str = "-"  # "-" = stdout, a path, or "" for none
+    interim: bool = True  # publish partials and interim translations
+
+
+@dataclass(frozen=True)
+class Config:
+    device_id: str = "edged"
+    models_dir: str = ""  # "" = $EDGED_MODELS_DIR or ~/.local/share/edged/models
+    log_level: str = field(default="info", metadata=_choices("debug", "info", "warning", "error"))
+    audio: AudioConfig = AudioConfig()
+    vad: VadConfig = VadConfig()
+    asr: AsrConfig = AsrConfig()
+    mt: MtConfig = MtConfig()
+    tts: TtsConfig = TtsConfig()
+    publish: PublishConfig = PublishConfig()
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a TOML config file; None gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path}: not valid TOML: {exc}") from exc
+    return build(Config, raw, "")
+
+
+def build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass `cls` from a TOML table, checking every key and value."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1)
+            suggestion = f"; did you mean '{prefix}{hint[0]}'?" if hint else ""
+            allowed = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown config key '{name}'{suggestion} (allowed here: {allowed})")
+        values[key] = _convert(hints[key], value, name, fields[key].metadata)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, name: str, meta: typing.Mapping[str, Any]) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{name}' must be a table, got {value!r}")
+        return build(hint, value, f"{name}.")  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key '{name}' must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"config key '{name}' must be a table of strings, got {value!r}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not hint:
+        raise ConfigError(
+            f"config key '{name}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    _check_allowed(value, name, meta)
+    return value
+
+
+def _check_allowed(value: Any, name: str, meta: typing.Mapping[str, Any]) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"config key '{name}' is {value!r}; allowed: {allowed}")
+    if "range" in meta:
+        low, high = meta["range"]
+        if not low <= value <= high:
+            raise ConfigError(f"config key '{name}' is {value!r}; allowed: {low} to {high}")
+
+
+def replace(config: Config, section: str, **changes: Any) -> Config:
+    """A copy of `config` with keys of one section (or the top level, section "") changed,
+    validated like the file."""
+    if not section:
+        target: Any = config
+    else:
+        target = getattr(config, section)
+    for key, value in changes.items():
+        name = f"{section}.{key}" if section else key
+        f = next((f for f in dataclasses.fields(target) if f.name == key), None)
+        if f is None:
+            raise ConfigError(f"unknown config key '{name}'")
+        hint = typing.get_type_hints(type(target))[key]
+        _convert(hint, list(value) if isinstance(value, tuple) else value, name, f.metadata)
+    updated = dataclasses.replace(target, **changes)
+    return updated if not section else dataclasses.replace(config, **{section: updated})

@@ -1,0 +1,128 @@
+"""Voice activity detection (silero through sherpa-onnx) turned into speech segments.
+
+sherpa's VoiceActivityDetector hands out a segment only after it has ended; a streaming
+recognizer needs the audio while the person speaks. So the segmenter follows the
+detector's live `is_speech_detected()` flag, passes audio through while it is set (with a
+pre-roll, since silero confirms speech only after `min_speech` seconds), and takes each
+segment's exact end from the finished segment the detector reports.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sherpa_onnx
+
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
+from edged.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Detector thresholds; durations in seconds."""
+
+    threshold: float = 0.5
+    min_silence: float = 0.5  # trailing silence that ends an utterance (endpoint)
+    min_speech: float = 0.25
+    max_speech: float = 20.0  # split longer speech so Whisper's 30 s window is never hit
+    preroll: float = 0.4  # audio before the detected onset handed to the recognizer
+    threads: int = 1
+
+
+class SegmentKind(enum.Enum):
+    START = "start"
+    AUDIO = "audio"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class SegmentEvent:
+    """START (t = onset, samples = pre-roll), AUDIO (samples), END (t = speech end)."""
+
+    kind: SegmentKind
+    t: float
+    samples: np.ndarray
+
+
+class VadSegmenter:
+    """Turns a stream of AudioChunks into START / AUDIO / END segment events."""
+
+    def __init__(self, model: Path, options: VadOptions | None = None) -> None:
+        self.options = o = options or VadOptions()
+        if not model.is_file():
+            raise ModelError(f"VAD model {model} is missing; run `edged models install default`")
+        config = sherpa_onnx.VadModelConfig()
+        config.silero_vad.model = str(model)
+        config.silero_vad.threshold = o.threshold
+        config.silero_vad.min_silence_duration = o.min_silence
+        config.silero_vad.min_speech_duration = o.min_speech
+        config.silero_vad.max_speech_duration = o.max_speech
+        config.silero_vad.window_size = FRAME_SAMPLES
+        config.sample_rate = SAMPLE_RATE
+        config.num_threads = o.threads
+        self._config = config
+        self._vad = sherpa_onnx.VoiceActivityDetector(config, buffer_size_in_seconds=o.max_speech + 5)
+        self._history: deque[AudioChunk] = deque(maxlen=max(1, int(o.preroll * SAMPLE_RATE) // FRAME_SAMPLES + 2))
+        self._in_speech = False
+        self._position = 0  # samples fed so far
+        self.segments = 0
+
+    def accept(self, chunk: AudioChunk) -> Iterator[SegmentEvent]:
+        """Feed one chunk; yields the segment events it causes."""
+        self._vad.accept_waveform(chunk.samples)
+        self._position = chunk.end
+        speaking = self._vad.is_speech_detected()
+        if speaking and not self._in_speech:
+            self._in_speech = True
+            self.segments += 1
+            yield self._start(chunk)
+        elif self._in_speech:
+            yield SegmentEvent(SegmentKind.AUDIO, chunk.t1, chunk.samples)
+        if not speaking or not self._vad.empty():
+            yield from self._finished()
+        self._history.append(chunk)
+
+    def flush(self) -> Iterator[SegmentEvent]:
+        """End of input: close an open segment."""
+        self._vad.flush()
+        yield from self._finished()
+        if self._in_speech:
+            self._in_speech = False
+            yield SegmentEvent(SegmentKind.END, self._position / SAMPLE_RATE, _EMPTY)
+
+    def reset(self) -> None:
+        """Forget all state (after a pause or a gap in the audio)."""
+        self._vad.reset()
+        self._history.clear()
+        self._in_speech = False
+
+    def _start(self, chunk: AudioChunk) -> SegmentEvent:
+        preroll = int(self.options.preroll * SAMPLE_RATE)
+        history = [c.samples for c in self._history] + [chunk.samples]
+        audio = np.concatenate(history)[-(preroll + len(chunk.samples)) :]
+        return SegmentEvent(SegmentKind.START, (chunk.end - len(audio)) / SAMPLE_RATE, audio)
+
+    def _finished(self) -> Iterator[SegmentEvent]:
+        while not self._vad.empty():
+            segment = self._vad.front
+            end = (segment.start + len(segment.samples)) / SAMPLE_RATE
+            self._vad.pop()
+            if self._in_speech:
+                self._in_speech = False
+                yield SegmentEvent(SegmentKind.END, end, _EMPTY)
+                # max_speech split: the detector may still be in speech; reopen at once.
+                if self._vad.is_speech_detected():
+                    self._in_speech = True
+                    self.segments += 1
+                    yield SegmentEvent(SegmentKind.START, end, _EMPTY)
+
+
+_EMPTY = np.zeros(0, dtype=np.float32)
