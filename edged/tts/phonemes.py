@@ -1,0 +1,72 @@
+"""espeak-ng IPA phonemes for Piper voices, cut into sentences the way Piper cuts them.
+
+Piper's phonemizer (piper-phonemize) asks espeak-ng for one clause at a time with
+espeak_TextToPhonemesWithTerminator and re-inserts the clause's punctuation, which the
+voices were trained to hear. That function exists only in Piper's fork of espeak-ng; the
+stock library (Debian, PyPI espeakng-loader) has espeak_TextToPhonemes, so the terminator
+is read back from the source text of the clause instead (EspeakLibrary.clauses).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from edged.tts.espeak import EspeakLibrary, clause_terminator
+
+# What Piper appends after a clause, by the punctuation espeak-ng ended it with. Sentence
+# ends (. ? !) close the sentence; the others continue it after a space. Full-width forms
+# end clauses in espeak-ng too and map to the symbols the voices know.
+_PUNCTUATION = {
+    **dict.fromkeys(".\u3002\uff0e", "."),  # also ideographic and full-width stops
+    **dict.fromkeys("?\uff1f", "?"),
+    **dict.fromkeys("!\uff01", "!"),
+    **dict.fromkeys(",\uff0c\u3001", ", "),
+    **dict.fromkeys(":\uff1a", ": "),
+    # en and em dashes: espeak-ng gives them a semicolon's clause type
+    **dict.fromkeys(";\uff1b\u2013\u2014", "; "),
+}
+# An ellipsis ("…") ends a clause with a flag that makes Piper append nothing.
+_SENTENCE_END = frozenset(".?!")
+
+# espeak-ng wraps words it reads with another language's rules in "(en)...(fr)"; Piper drops
+# these flags (piper-phonemize keepLanguageFlags=false).
+_LANGUAGE_FLAG = re.compile(r"\([^()]*\)")
+
+
+class Phonemizer:
+    """Text to Piper-style phoneme sentences (NFD-normalised IPA, punctuation kept)."""
+
+    def __init__(self, espeak: EspeakLibrary | None = None) -> None:
+        self._espeak = espeak if espeak is not None else EspeakLibrary()
+
+    def phonemize(self, text: str, voice: str) -> list[str]:
+        """One phoneme string per sentence of text; [] for empty or whitespace-only text."""
+        sentences: list[str] = []
+        current = ""
+        clauses = self._espeak.clauses(text, voice)
+        for index, clause in enumerate(clauses):
+            current += _LANGUAGE_FLAG.sub("", unicodedata.normalize("NFD", clause.phonemes))
+            ending = _PUNCTUATION.get(clause_terminator(clause.text), "")
+            if ending:
+                current += ending
+            elif index + 1 < len(clauses) and current and not current.endswith(" "):
+                # Cut for length or at a paragraph break: Piper would run the words together.
+                current += " "
+            if ending.strip() in _SENTENCE_END:
+                _keep(sentences, current)
+                current = ""
+        _keep(sentences, current)
+        return sentences
+
+
+def codepoints(sentence: str) -> list[int]:
+    """A phoneme sentence as the code point list sherpa-onnx's phoneme_codepoints takes."""
+    return [ord(symbol) for symbol in sentence]
+
+
+def _keep(sentences: list[str], sentence: str) -> None:
+    # A sentence of punctuation alone ("...", "?!") would come out as a click.
+    sentence = sentence.rstrip(" ")
+    if any(symbol.isalpha() for symbol in sentence):
+        sentences.append(sentence)
