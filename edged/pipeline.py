@@ -31,6 +31,7 @@ from edged.events import (
     TtsStart,
 )
 from edged.publish import Publisher
+from edged.tts import Voices
 from edged.vad import SegmentKind, VadSegmenter
 
 log = logging.getLogger(__name__)
@@ -179,22 +180,9 @@ class Stats:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
 
-TranslateFn = Callable[[Hypothesis, str], tuple[str, str]]
-"""(hypothesis, target) -> (translated text, engine name)."""
-
-
-class SynthesizerSet:
-    """Per-language synthesizers, chosen in one place (neural voice, else fallback)."""
-
-    def __init__(self, voices: dict[str, object], fallback: object | None) -> None:
-        self._voices = voices
-        self._fallback = fallback
-
-    def for_language(self, lang: str):  # type: ignore[no-untyped-def]
-        voice = self._voices.get(lang)
-        if voice is None and self._fallback is not None and lang in self._fallback.languages():  # type: ignore[attr-defined]
-            return self._fallback
-        return voice
+TranslateFn = Callable[[Hypothesis, str], "tuple[str, str] | None"]
+"""(hypothesis, target) -> (translated text, engine name), or None when the engine for
+that pair cannot translate interim text (Whisper's speech translation)."""
 
 
 class Pipeline:
@@ -208,7 +196,7 @@ class Pipeline:
         segmenter: VadSegmenter,
         recognizer: Recognizer,
         translate: TranslateFn,
-        synthesizers: SynthesizerSet | None,
+        voices: Voices | None,
         sink: AudioSink | None,
         bus: EventBus,
         settings: Settings,
@@ -221,7 +209,7 @@ class Pipeline:
         self.segmenter = segmenter
         self.recognizer = recognizer
         self.translate = translate
-        self.synthesizers = synthesizers
+        self.voices = voices
         self.sink = sink
         self.bus = bus
         self.settings = settings
@@ -421,11 +409,14 @@ class Pipeline:
         h = work.hypothesis
         partial = dataclasses.replace(h, text=text)
         try:
-            translated, engine = self.translate(partial, tgt)
+            result = self.translate(partial, tgt)
         except EdgedError as exc:
             log.warning("translation %s->%s failed: %s", h.lang, tgt, exc)
             self._emit_error(work.utt, "translation-failed", str(exc))
             return
+        if result is None:
+            return
+        translated, engine = result
         lat_ms = int((time.monotonic() - work.audio_end) * 1000)
         cls = MtFinal if work.final else MtInterim
         self.bus.emit(cls(device=self.device, utt=work.utt, seq=0, src=h.lang, tgt=tgt,
@@ -441,7 +432,7 @@ class Pipeline:
             if work is _END:
                 break
             assert isinstance(work, SpeechWork)
-            if self.stop_event.is_set() or self.synthesizers is None or self.sink is None:
+            if self.stop_event.is_set() or self.voices is None or self.sink is None:
                 continue
             try:
                 self._speak(work)
@@ -452,18 +443,19 @@ class Pipeline:
                 self.mic_gate.clear()
 
     def _speak(self, work: SpeechWork) -> None:
-        assert self.synthesizers is not None and self.sink is not None
-        synthesizer = self.synthesizers.for_language(work.lang)
-        if synthesizer is None:
+        assert self.voices is not None and self.sink is not None
+        voice = self.voices.for_language(work.lang)
+        if voice is None:
             self._emit_error(work.utt, "no-voice", f"no voice for language '{work.lang}'")
             return
+        voice_name, synthesizer = voice
         started = time.monotonic()
         duration = 0.0
         for i, audio in enumerate(synthesizer.synthesize(work.text, work.lang)):
             if i == 0:
                 lat_ms = int((time.monotonic() - work.audio_end) * 1000)
                 self.bus.emit(TtsStart(device=self.device, utt=work.utt, seq=0, lang=work.lang,
-                                       voice=getattr(synthesizer, "name", type(synthesizer).__name__),
+                                       voice=voice_name,
                                        text=work.text, lat_ms=lat_ms))
                 self.mic_gate.set()
             self.sink.play(audio, synthesizer.sample_rate)

@@ -1,0 +1,164 @@
+"""The `edged` command: translate recordings, manage models, run the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edged import __version__
+from edged.config import Config, load_config, replace
+from edged.errors import ConfigError, EdgedError
+
+log = logging.getLogger("edged")
+
+_EPILOG = """\
+examples:
+  edged translate speech.wav --to en --tts out.wav     any WAV: any rate, mono or stereo
+  edged translate - --from es --to en < raw16k.pcm      raw 16 kHz s16le mono on stdin
+  edged translate talk.wav --to en --to de --speak de   several targets, one spoken
+  edged models install default                          fetch and verify the default bundles
+  edged models list                                     what the catalogue has and what is installed
+
+Events are printed to stdout as JSON Lines; messages go to stderr.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edged",
+        description="Offline speech translation: speech in, transcripts, translations and "
+        "synthesized speech out, all on the device.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    parser.add_argument("-c", "--config", type=Path, help="TOML config file (default: built-in "
+                        "defaults, or $EDGED_CONFIG)")
+    parser.add_argument("--models-dir", type=Path, help="installed model bundles "
+                        "(default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    tr = sub.add_parser(
+        "translate",
+        help="translate a WAV file or raw PCM on stdin, printing events as JSON Lines",
+        description="Recognise, translate and optionally speak a recording. Prints one JSON "
+        "event per line (speech.start, asr.partial, asr.final, mt.interim, mt.final, "
+        "tts.start, tts.end, error) to stdout as it goes.",
+    )
+    tr.add_argument("input", help="WAV file (any rate, mono or stereo, PCM or float), or - for "
+                    "raw 16 kHz mono s16le on stdin")
+    tr.add_argument("--from", dest="src", action="append", metavar="LANG",
+                    help="source language candidates (repeat; default from config: en es de fr)")
+    tr.add_argument("--to", dest="targets", action="append", metavar="LANG",
+                    help="target language (repeat for several; default from config: en)")
+    tr.add_argument("--speak", metavar="LANG", help="which target to speak (default: the first)")
+    tr.add_argument("--tts", type=Path, metavar="OUT.wav", help="write synthesized speech of the "
+                    "final translations to this WAV file")
+    tr.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                    help="pace the input as a microphone would deliver it (default: off for "
+                    "files, as fast as possible)")
+    tr.add_argument("--no-interim", action="store_true",
+                    help="only finals: no asr.partial or mt.interim events")
+    tr.add_argument("--asr", choices=("whisper", "sherpa"), help="recognizer engine")
+    tr.add_argument("--mt", action="append", choices=("ct2", "apertium", "whisper"),
+                    metavar="ENGINE", help="translation engines in order of preference (repeat; "
+                    "default from config: ct2 apertium whisper)")
+
+    models = sub.add_parser("models", help="list, install and verify model bundles")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("list", help="catalogue bundles and groups, with install state")
+    ins = msub.add_parser("install", help="download, assemble and verify bundles or groups")
+    ins.add_argument("names", nargs="+", metavar="NAME", help="bundle or group, e.g. default")
+    ins.add_argument("--force", action="store_true", help="reinstall even if present")
+    ver = msub.add_parser("verify", help="check installed bundles against their checksums")
+    ver.add_argument("names", nargs="*", metavar="NAME", help="default: every installed bundle")
+
+    sub.add_parser("schema", help="print the JSON Schema of the events")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="edged: %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "translate":
+            return _translate(args)
+        if args.command == "models":
+            return _models(args)
+        if args.command == "schema":
+            from edged.events import json_schema
+
+            print(json.dumps(json_schema(), indent=2))
+            return 0
+    except EdgedError as exc:
+        print(f"edged: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edged: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def load_cli_config(args: argparse.Namespace) -> Config:
+    """The config file (if any) with the global command-line overrides applied."""
+    path = args.config or (Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None)
+    config = load_config(path)
+    if args.models_dir:
+        config = replace(config, "", models_dir=str(args.models_dir))
+    return config
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from edged.engines import prepare
+    from edged.runner import run_file
+
+    config = load_cli_config(args)
+    if args.input == "-":
+        config = replace(config, "audio", source="stdin", path="")
+    else:
+        config = replace(config, "audio", source="wav", path=args.input)
+    config = replace(config, "audio", realtime=bool(args.realtime))
+    if args.src:
+        config = replace(config, "asr", languages=tuple(args.src))
+    if args.asr:
+        config = replace(config, "asr", engine=args.asr)
+    if args.mt:
+        config = replace(config, "mt", engines=tuple(args.mt))
+    if args.targets:
+        config = replace(config, "mt", targets=tuple(args.targets))
+    if args.speak:
+        if args.speak not in config.mt.targets:
+            raise ConfigError(f"--speak {args.speak}: not one of the targets {', '.join(config.mt.targets)}")
+        config = replace(config, "tts", speak=args.speak)
+    config = replace(config, "tts", enabled=args.tts is not None, output=str(args.tts or ""))
+    if args.no_interim:
+        config = replace(config, "publish", interim=False)
+        config = replace(config, "mt", interim=False)
+    prepared = prepare(config)  # validates everything before any model loads
+    return run_file(prepared, sys.stdin.buffer if args.input == "-" else None)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from edged import store
+
+    config = load_cli_config(args)
+    models_dir = Path(config.models_dir) if config.models_dir else store.default_models_dir()
+    catalogue = store.load_catalogue()
+    if args.models_command == "list":
+        return store.print_list(catalogue, models_dir)
+    if args.models_command == "install":
+        store.install(catalogue, args.names, models_dir, force=args.force)
+        return 0
+    problems = store.verify(catalogue, args.names, models_dir)
+    for problem in problems:
+        print(f"edged: {problem}", file=sys.stderr)
+    return 1 if problems else 0

@@ -1,0 +1,184 @@
+"""From config to engines, in one place: which recognizer, translators and voices run.
+
+prepare() validates everything that can be checked without loading a model (languages,
+bundles on disk, a translation path for every pair) so a bad config fails in well under
+a second; Prepared.load() then loads the models.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edged import store
+from edged.asr import Hypothesis, HypothesisKind, Recognizer
+from edged.config import Config
+from edged.errors import ConfigError
+from edged.langs import validate_lang
+from edged.mt import Translator
+from edged.mt.router import Router, TranslationPlan, WhisperSpeechTranslation
+from edged.tts import Synthesizer, Voices
+from edged.vad import VadOptions, VadSegmenter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Loaded engines, each owned by one pipeline stage."""
+
+    segmenter: VadSegmenter
+    recognizer: Recognizer
+    router: Router
+    voices: Voices | None
+
+    def translate(self, hypothesis: Hypothesis, tgt: str) -> tuple[str, str] | None:
+        """Translate a hypothesis to `tgt`: (text, engine), or None if its plan needs speech."""
+        plan = self.router.plan(hypothesis.lang, tgt)
+        final = hypothesis.kind is HypothesisKind.FINAL
+        if not final and not plan.serves_text:
+            return None
+        result = plan.translate(hypothesis.text, hypothesis.translation_en if final else None)
+        return result.text, result.engine
+
+    def close(self) -> None:
+        self.router.close()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated config with the bundle paths and translation plans it needs."""
+
+    config: Config
+    models_dir: Path
+    bundles: dict[str, Path]
+    router: Router
+    plans: tuple[TranslationPlan, ...]
+
+    def load(self) -> Engines:
+        """Load every model; logs how long each took."""
+        c = self.config
+        vad_dir = self.bundles[c.vad.bundle]
+        segmenter = VadSegmenter(
+            vad_dir / "silero_vad.onnx",
+            VadOptions(c.vad.threshold, c.vad.min_silence, c.vad.min_speech, c.vad.max_speech,
+                       c.vad.preroll),
+        )
+        recognizer = RECOGNIZERS[c.asr.engine](self)
+        started = time.monotonic()
+        self.router.load(self.plans)
+        if self.plans:
+            log.info("translators loaded in %d ms", (time.monotonic() - started) * 1e3)
+        return Engines(segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None)
+
+    @property
+    def whisper_translates(self) -> bool:
+        return any(p.uses_whisper for p in self.plans)
+
+
+def prepare(config: Config) -> Prepared:
+    """Check the config against the installed models; raise ConfigError / ModelError."""
+    languages = tuple(validate_lang(code, "asr.languages") for code in config.asr.languages)
+    targets = tuple(validate_lang(code, "mt.targets") for code in config.mt.targets)
+    if not languages:
+        raise ConfigError("asr.languages: at least one source language is needed")
+    if not targets:
+        raise ConfigError("mt.targets: at least one target language is needed")
+    if config.tts.speak:
+        validate_lang(config.tts.speak, "tts.speak")
+        if config.tts.speak not in targets:
+            raise ConfigError(f"tts.speak '{config.tts.speak}' is not one of mt.targets {list(targets)}")
+    for engine in config.mt.engines:
+        if engine not in ("ct2", "apertium", "whisper"):
+            raise ConfigError(f"mt.engines: unknown engine '{engine}'; allowed: ct2, apertium, whisper")
+    models_dir = Path(config.models_dir) if config.models_dir else store.default_models_dir()
+    catalogue = store.load_catalogue()
+    needed = [config.vad.bundle, _asr_bundle(config), *config.mt.ct2_bundles]
+    if config.tts.enabled:
+        for lang, bundle in config.tts.voices.items():
+            validate_lang(lang, f"tts.voices.{lang}")
+            needed.append(bundle)
+        needed.append(config.tts.espeak_bundle)
+    bundles = {name: store.bundle_path(catalogue, models_dir, name) for name in dict.fromkeys(needed)}
+    router = Router(_translators(config, languages, catalogue, bundles), config.mt.engines)
+    plans = tuple(router.check(languages, targets))
+    if config.tts.enabled:
+        speak = config.tts.speak or targets[0]
+        if speak not in config.tts.voices and not config.tts.espeak_fallback:
+            raise ConfigError(f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off")
+    return Prepared(config, models_dir, bundles, router, plans)
+
+
+def _asr_bundle(config: Config) -> str:
+    return config.asr.whisper.bundle if config.asr.engine == "whisper" else config.asr.sherpa.bundle
+
+
+def _translators(config: Config, languages: tuple[str, ...], catalogue: store.Catalogue,
+                 bundles: dict[str, Path]) -> dict[str, Translator]:
+    translators: dict[str, Translator] = {}
+    if "ct2" in config.mt.engines and config.mt.ct2_bundles:
+        from edged.mt.ct2 import Ct2Bundle, Ct2Translator
+
+        described = [
+            Ct2Bundle.from_meta(bundles[name], catalogue.bundle(name).languages,
+                                catalogue.bundle(name).meta, name)
+            for name in config.mt.ct2_bundles
+        ]
+        translators["ct2"] = Ct2Translator(described, intra_threads=config.mt.threads,
+                                           beam_size=config.mt.beam_size)
+    if "apertium" in config.mt.engines and shutil.which("apertium"):
+        from edged.mt.apertium import ApertiumTranslator
+
+        translators["apertium"] = ApertiumTranslator()
+    if "whisper" in config.mt.engines and config.asr.engine == "whisper":
+        translators["whisper"] = WhisperSpeechTranslation(languages)
+    return translators
+
+
+def _load_whisper(prepared: Prepared) -> Recognizer:
+    from edged.asr.whisper import WhisperOptions, WhisperRecognizer
+
+    c = prepared.config.asr
+    w = c.whisper
+    options = WhisperOptions(
+        threads=c.threads, compute_type=w.compute_type, beam_size=w.beam_size,
+        partial_interval_s=w.partial_interval, first_partial_s=w.first_partial,
+        partial_window_s=w.partial_window, final_window_s=w.final_window,
+        agreement=w.agreement, lid_margin=w.lid_margin,
+        translate_to_english=prepared.whisper_translates,
+    )
+    return WhisperRecognizer(prepared.bundles[w.bundle], c.languages, options)
+
+
+def _load_sherpa(prepared: Prepared) -> Recognizer:
+    from edged.asr.sherpa import SherpaRecognizer
+
+    c = prepared.config.asr
+    s = c.sherpa
+    return SherpaRecognizer.from_config(prepared.bundles[s.bundle], c.languages, c.threads, s)  # type: ignore[attr-defined]
+
+
+RECOGNIZERS: dict[str, Callable[[Prepared], Recognizer]] = {
+    "whisper": _load_whisper,
+    "sherpa": _load_sherpa,
+}
+
+
+def _load_voices(prepared: Prepared) -> Voices:
+    from edged.tts.espeak import EspeakLibrary, EspeakSynthesizer
+    from edged.tts.piper import PiperSynthesizer
+
+    c = prepared.config.tts
+    espeak = EspeakLibrary.from_bundle(prepared.bundles[c.espeak_bundle])
+    voices: dict[str, tuple[str, Synthesizer]] = {}
+    for lang, bundle in c.voices.items():
+        started = time.monotonic()
+        voices[lang] = (bundle, PiperSynthesizer(prepared.bundles[bundle], threads=c.threads,
+                                                 speed=c.speed, espeak=espeak))
+        log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)
+    fallback = EspeakSynthesizer(espeak, speed=c.speed) if c.espeak_fallback else None
+    return Voices(voices, fallback)

@@ -1,0 +1,103 @@
+"""Bad input gives one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+def run_edged(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "edged", *args], capture_output=True,
+                          text=True, timeout=120, cwd=REPO, env=env)
+    return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started
+
+
+def assert_one_clear_line(code: int, stderr: str, *needles: str) -> None:
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("edged: error:")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_text_file_named_wav(tmp_path: Path, models_dir: Path) -> None:
+    fake = tmp_path / "speech.wav"
+    fake.write_text("hello, I am not audio\n")
+    code, out, err, _ = run_edged("translate", str(fake), "--to", "en")
+    assert_one_clear_line(code, err, "speech.wav", "not a WAV file")
+    assert out == ""
+
+
+def test_truncated_wav(tmp_path: Path, speech_dir: Path, models_dir: Path) -> None:
+    blob = (speech_dir / "living_room_light_es.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(blob[: len(blob) // 3])
+    code, _, err, _ = run_edged("translate", str(cut), "--to", "en")
+    assert_one_clear_line(code, err, "cut.wav", "truncated")
+
+
+def test_missing_input_file(tmp_path: Path) -> None:
+    code, _, err, _ = run_edged("translate", str(tmp_path / "absent.wav"), "--to", "en")
+    assert_one_clear_line(code, err, "absent.wav")
+
+
+@pytest.mark.parametrize("flag", ["--to", "--from"])
+def test_unknown_language_code(flag: str, speech_dir: Path) -> None:
+    code, _, err, elapsed = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
+                                      flag, "xx")
+    assert_one_clear_line(code, err, "'xx'")
+    assert code == 78
+
+
+def test_config_with_a_typo_names_the_key_and_exits_78(tmp_path: Path, speech_dir: Path) -> None:
+    config = tmp_path / "edged.toml"
+    config.write_text("[mt]\ntargtes = ['en']\n")
+    code, _, err, elapsed = run_edged("-c", str(config), "translate",
+                                      str(speech_dir / "living_room_light_es.wav"))
+    assert_one_clear_line(code, err, "mt.targtes", "mt.targets")
+    assert code == 78
+    assert elapsed < 10  # fails before any model loads
+
+
+def test_missing_model_file_names_file_and_fix(tmp_path: Path, models_dir: Path,
+                                                speech_dir: Path) -> None:
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken, symlinks=True,
+                    ignore=shutil.ignore_patterns("model.bin"))
+    env = dict(os.environ, EDGED_MODELS_DIR=str(broken))
+    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
+                                "--to", "en", env=env)
+    assert_one_clear_line(code, err, "model.bin", "edged models install whisper-base")
+
+
+def test_corrupt_model_file_is_caught_before_loading(tmp_path: Path, models_dir: Path,
+                                                     speech_dir: Path) -> None:
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "silero-vad", broken / "silero-vad")
+    for name in os.listdir(models_dir):
+        if name != "silero-vad" and not name.startswith("."):
+            (broken / name).symlink_to(models_dir / name)
+    vad = broken / "silero-vad" / "silero_vad.onnx"
+    data = bytearray(vad.read_bytes())
+    data[1000:1010] = b"\x00" * 10
+    vad.write_bytes(bytes(data))
+    env = dict(os.environ, EDGED_MODELS_DIR=str(broken))
+    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
+                                "--to", "en", env=env)
+    assert_one_clear_line(code, err, "silero_vad.onnx", "edged models install silero-vad")
+
+
+def test_speak_must_be_a_target(speech_dir: Path) -> None:
+    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
+                                "--to", "en", "--speak", "de")
+    assert_one_clear_line(code, err, "--speak de")
