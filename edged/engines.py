@@ -130,10 +130,11 @@ def _translators(config: Config, languages: tuple[str, ...], catalogue: store.Ca
         ]
         translators["ct2"] = Ct2Translator(described, intra_threads=config.mt.threads,
                                            beam_size=config.mt.beam_size)
-    if "apertium" in config.mt.engines and shutil.which("apertium"):
-        from edged.mt.apertium import ApertiumTranslator
+    if "apertium" in config.mt.engines and shutil.which("apertium-wblank-mode"):
+        from edged.mt.apertium import DEFAULT_MODES_DIR, ApertiumTranslator
 
-        translators["apertium"] = ApertiumTranslator()
+        if DEFAULT_MODES_DIR.is_dir():
+            translators["apertium"] = ApertiumTranslator()
     if "whisper" in config.mt.engines and config.asr.engine == "whisper":
         translators["whisper"] = WhisperSpeechTranslation(languages)
     return translators
