@@ -36,10 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edged {__version__}")
-    parser.add_argument("-c", "--config", type=Path, help="TOML config file (default: built-in "
-                        "defaults, or $EDGED_CONFIG)")
-    parser.add_argument("--models-dir", type=Path, help="installed model bundles "
-                        "(default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="TOML config file (default: built-in defaults, or $EDGED_CONFIG)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="installed model bundles (default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -50,24 +57,51 @@ def build_parser() -> argparse.ArgumentParser:
         "event per line (speech.start, asr.partial, asr.final, mt.interim, mt.final, "
         "tts.start, tts.end, error) to stdout as it goes.",
     )
-    tr.add_argument("input", help="WAV file (any rate, mono or stereo, PCM or float), or - for "
-                    "raw 16 kHz mono s16le on stdin")
-    tr.add_argument("--from", dest="src", action="append", metavar="LANG",
-                    help="source language candidates (repeat; default from config: en es de fr)")
-    tr.add_argument("--to", dest="targets", action="append", metavar="LANG",
-                    help="target language (repeat for several; default from config: en)")
+    tr.add_argument(
+        "input",
+        help="WAV file (any rate, mono or stereo, PCM or float), or - for "
+        "raw 16 kHz mono s16le on stdin",
+    )
+    tr.add_argument(
+        "--from",
+        dest="src",
+        action="append",
+        metavar="LANG",
+        help="source language candidates (repeat; default from config: en es de fr)",
+    )
+    tr.add_argument(
+        "--to",
+        dest="targets",
+        action="append",
+        metavar="LANG",
+        help="target language (repeat for several; default from config: en)",
+    )
     tr.add_argument("--speak", metavar="LANG", help="which target to speak (default: the first)")
-    tr.add_argument("--tts", type=Path, metavar="OUT.wav", help="write synthesized speech of the "
-                    "final translations to this WAV file")
-    tr.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
-                    help="pace the input as a microphone would deliver it (default: off for "
-                    "files, as fast as possible)")
-    tr.add_argument("--no-interim", action="store_true",
-                    help="only finals: no asr.partial or mt.interim events")
+    tr.add_argument(
+        "--tts",
+        type=Path,
+        metavar="OUT.wav",
+        help="write synthesized speech of the final translations to this WAV file",
+    )
+    tr.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pace the input as a microphone would deliver it (default: off for "
+        "files, as fast as possible)",
+    )
+    tr.add_argument(
+        "--no-interim", action="store_true", help="only finals: no asr.partial or mt.interim events"
+    )
     tr.add_argument("--asr", choices=("whisper", "sherpa"), help="recognizer engine")
-    tr.add_argument("--mt", action="append", choices=("ct2", "apertium", "whisper"),
-                    metavar="ENGINE", help="translation engines in order of preference (repeat; "
-                    "default from config: ct2 apertium whisper)")
+    tr.add_argument(
+        "--mt",
+        action="append",
+        choices=("ct2", "apertium", "whisper"),
+        metavar="ENGINE",
+        help="translation engines in order of preference (repeat; "
+        "default from config: ct2 apertium whisper)",
+    )
 
     models = sub.add_parser("models", help="list, install and verify model bundles")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -110,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_cli_config(args: argparse.Namespace) -> Config:
     """The config file (if any) with the global command-line overrides applied."""
-    path = args.config or (Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None)
+    path = args.config or (
+        Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None
+    )
     config = load_config(path)
     if args.models_dir:
         config = replace(config, "", models_dir=str(args.models_dir))
@@ -137,7 +173,9 @@ def _translate(args: argparse.Namespace) -> int:
         config = replace(config, "mt", targets=tuple(args.targets))
     if args.speak:
         if args.speak not in config.mt.targets:
-            raise ConfigError(f"--speak {args.speak}: not one of the targets {', '.join(config.mt.targets)}")
+            raise ConfigError(
+                f"--speak {args.speak}: not one of the targets {', '.join(config.mt.targets)}"
+            )
         config = replace(config, "tts", speak=args.speak)
     config = replace(config, "tts", enabled=args.tts is not None, output=str(args.tts or ""))
     if args.no_interim:

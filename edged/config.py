@@ -67,7 +67,9 @@ class SherpaConfig:
     rule1_silence: float = field(default=1.2, metadata=_range(0.1, 10))
     rule2_silence: float = field(default=0.6, metadata=_range(0.1, 10))
     rule3_max_utterance: float = field(default=20.0, metadata=_range(1, 60))
-    decoding: str = field(default="greedy_search", metadata=_choices("greedy_search", "modified_beam_search"))
+    decoding: str = field(
+        default="greedy_search", metadata=_choices("greedy_search", "modified_beam_search")
+    )
     hotwords: tuple[str, ...] = ()
     hotwords_score: float = field(default=1.5, metadata=_range(0, 10))
     punctuation_bundle: str = ""

@@ -65,15 +65,22 @@ class Prepared:
         vad_dir = self.bundles[c.vad.bundle]
         segmenter = VadSegmenter(
             vad_dir / "silero_vad.onnx",
-            VadOptions(c.vad.threshold, c.vad.min_silence, c.vad.min_speech, c.vad.max_speech,
-                       c.vad.preroll),
+            VadOptions(
+                c.vad.threshold,
+                c.vad.min_silence,
+                c.vad.min_speech,
+                c.vad.max_speech,
+                c.vad.preroll,
+            ),
         )
         recognizer = RECOGNIZERS[c.asr.engine](self)
         started = time.monotonic()
         self.router.load(self.plans)
         if self.plans:
             log.info("translators loaded in %d ms", (time.monotonic() - started) * 1e3)
-        return Engines(segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None)
+        return Engines(
+            segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
+        )
 
     @property
     def whisper_translates(self) -> bool:
@@ -91,10 +98,14 @@ def prepare(config: Config) -> Prepared:
     if config.tts.speak:
         validate_lang(config.tts.speak, "tts.speak")
         if config.tts.speak not in targets:
-            raise ConfigError(f"tts.speak '{config.tts.speak}' is not one of mt.targets {list(targets)}")
+            raise ConfigError(
+                f"tts.speak '{config.tts.speak}' is not one of mt.targets {list(targets)}"
+            )
     for engine in config.mt.engines:
         if engine not in ("ct2", "apertium", "whisper"):
-            raise ConfigError(f"mt.engines: unknown engine '{engine}'; allowed: ct2, apertium, whisper")
+            raise ConfigError(
+                f"mt.engines: unknown engine '{engine}'; allowed: ct2, apertium, whisper"
+            )
     models_dir = Path(config.models_dir) if config.models_dir else store.default_models_dir()
     catalogue = store.load_catalogue()
     needed = [config.vad.bundle, _asr_bundle(config), *config.mt.ct2_bundles]
@@ -103,13 +114,17 @@ def prepare(config: Config) -> Prepared:
             validate_lang(lang, f"tts.voices.{lang}")
             needed.append(bundle)
         needed.append(config.tts.espeak_bundle)
-    bundles = {name: store.bundle_path(catalogue, models_dir, name) for name in dict.fromkeys(needed)}
+    bundles = {
+        name: store.bundle_path(catalogue, models_dir, name) for name in dict.fromkeys(needed)
+    }
     router = Router(_translators(config, languages, catalogue, bundles), config.mt.engines)
     plans = tuple(router.check(languages, targets))
     if config.tts.enabled:
         speak = config.tts.speak or targets[0]
         if speak not in config.tts.voices and not config.tts.espeak_fallback:
-            raise ConfigError(f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off")
+            raise ConfigError(
+                f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off"
+            )
     return Prepared(config, models_dir, bundles, router, plans)
 
 
@@ -117,19 +132,22 @@ def _asr_bundle(config: Config) -> str:
     return config.asr.whisper.bundle if config.asr.engine == "whisper" else config.asr.sherpa.bundle
 
 
-def _translators(config: Config, languages: tuple[str, ...], catalogue: store.Catalogue,
-                 bundles: dict[str, Path]) -> dict[str, Translator]:
+def _translators(
+    config: Config, languages: tuple[str, ...], catalogue: store.Catalogue, bundles: dict[str, Path]
+) -> dict[str, Translator]:
     translators: dict[str, Translator] = {}
     if "ct2" in config.mt.engines and config.mt.ct2_bundles:
         from edged.mt.ct2 import Ct2Bundle, Ct2Translator
 
         described = [
-            Ct2Bundle.from_meta(bundles[name], catalogue.bundle(name).languages,
-                                catalogue.bundle(name).meta, name)
+            Ct2Bundle.from_meta(
+                bundles[name], catalogue.bundle(name).languages, catalogue.bundle(name).meta, name
+            )
             for name in config.mt.ct2_bundles
         ]
-        translators["ct2"] = Ct2Translator(described, intra_threads=config.mt.threads,
-                                           beam_size=config.mt.beam_size)
+        translators["ct2"] = Ct2Translator(
+            described, intra_threads=config.mt.threads, beam_size=config.mt.beam_size
+        )
     if "apertium" in config.mt.engines and shutil.which("apertium-wblank-mode"):
         from edged.mt.apertium import DEFAULT_MODES_DIR, ApertiumTranslator
 
@@ -146,10 +164,15 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
     c = prepared.config.asr
     w = c.whisper
     options = WhisperOptions(
-        threads=c.threads, compute_type=w.compute_type, beam_size=w.beam_size,
-        partial_interval_s=w.partial_interval, first_partial_s=w.first_partial,
-        partial_window_s=w.partial_window, final_window_s=w.final_window,
-        agreement=w.agreement, lid_margin=w.lid_margin,
+        threads=c.threads,
+        compute_type=w.compute_type,
+        beam_size=w.beam_size,
+        partial_interval_s=w.partial_interval,
+        first_partial_s=w.first_partial,
+        partial_window_s=w.partial_window,
+        final_window_s=w.final_window,
+        agreement=w.agreement,
+        lid_margin=w.lid_margin,
         translate_to_english=prepared.whisper_translates,
     )
     return WhisperRecognizer(prepared.bundles[w.bundle], c.languages, options)
@@ -178,8 +201,12 @@ def _load_voices(prepared: Prepared) -> Voices:
     voices: dict[str, tuple[str, Synthesizer]] = {}
     for lang, bundle in c.voices.items():
         started = time.monotonic()
-        voices[lang] = (bundle, PiperSynthesizer(prepared.bundles[bundle], threads=c.threads,
-                                                 speed=c.speed, espeak=espeak))
+        voices[lang] = (
+            bundle,
+            PiperSynthesizer(
+                prepared.bundles[bundle], threads=c.threads, speed=c.speed, espeak=espeak
+            ),
+        )
         log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)
     fallback = EspeakSynthesizer(espeak, speed=c.speed) if c.espeak_fallback else None
     return Voices(voices, fallback)

@@ -7,6 +7,7 @@ finals are never dropped (their producers wait instead).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -15,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from edged.asr import Hypothesis, HypothesisKind, Recognizer
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk, AudioSink, AudioSource
@@ -74,7 +76,9 @@ class AudioClock:
     now minus the arrival of the last sample an event covers."""
 
     def __init__(self, horizon_s: float = 120.0) -> None:
-        self._marks: deque[tuple[int, float]] = deque(maxlen=int(horizon_s * SAMPLE_RATE) // FRAME_SAMPLES)
+        self._marks: deque[tuple[int, float]] = deque(
+            maxlen=int(horizon_s * SAMPLE_RATE) // FRAME_SAMPLES
+        )
         self._lock = threading.Lock()
 
     def mark(self, chunk: AudioChunk) -> None:
@@ -82,7 +86,7 @@ class AudioClock:
             self._marks.append((chunk.end, chunk.arrival))
 
     def arrival(self, t: float) -> float:
-        sample = int(round(t * SAMPLE_RATE))
+        sample = round(t * SAMPLE_RATE)
         with self._lock:
             for end, arrived in self._marks:
                 if end >= sample:
@@ -131,7 +135,11 @@ class TranslationInbox:
             while len(self._finals) >= self._max and not stop.is_set():
                 self._cond.wait(0.5)
             self._finals.append(work)
-            if isinstance(work, TranslationWork) and self._interim and self._interim.utt <= work.utt:
+            if (
+                isinstance(work, TranslationWork)
+                and self._interim
+                and self._interim.utt <= work.utt
+            ):
                 self._interim = None  # the final supersedes it
             self._cond.notify_all()
 
@@ -316,10 +324,8 @@ class Pipeline:
                 if self.stop_event.is_set():
                     if not force:
                         return
-                    try:  # make room for the end marker
+                    with contextlib.suppress(queue.Empty):  # make room for the end marker
                         q.get_nowait()
-                    except queue.Empty:
-                        pass
 
     def _asr_loop(self) -> None:
         segment_open = False
@@ -365,8 +371,16 @@ class Pipeline:
                 utt_open = self._open_utterance(h.t0)
             arrived = self.clock.arrival(h.t1)
             lat_ms = int((time.monotonic() - arrived) * 1000)
-            common = dict(device=self.device, utt=self._utt, seq=0, src=h.lang, text=h.text,
-                          t0=round(h.t0, 3), t1=round(h.t1, 3), lat_ms=lat_ms)
+            common: dict[str, Any] = dict(
+                device=self.device,
+                utt=self._utt,
+                seq=0,
+                src=h.lang,
+                text=h.text,
+                t0=round(h.t0, 3),
+                t1=round(h.t1, 3),
+                lat_ms=lat_ms,
+            )
             work = TranslationWork(self._utt, h.kind is HypothesisKind.FINAL, h, arrived)
             if h.kind is HypothesisKind.FINAL:
                 self.bus.emit(AsrFinal(**common))
@@ -405,7 +419,9 @@ class Pipeline:
                 last_interim.clear()
         self._put_or_stop(self._speech, _END, force=True)
 
-    def _translate_one(self, work: TranslationWork, tgt: str, text: str, settings: Settings) -> None:
+    def _translate_one(
+        self, work: TranslationWork, tgt: str, text: str, settings: Settings
+    ) -> None:
         h = work.hypothesis
         partial = dataclasses.replace(h, text=text)
         try:
@@ -419,9 +435,20 @@ class Pipeline:
         translated, engine = result
         lat_ms = int((time.monotonic() - work.audio_end) * 1000)
         cls = MtFinal if work.final else MtInterim
-        self.bus.emit(cls(device=self.device, utt=work.utt, seq=0, src=h.lang, tgt=tgt,
-                          text=translated, engine=engine, t0=round(h.t0, 3),
-                          t1=round(h.t1, 3), lat_ms=lat_ms))
+        self.bus.emit(
+            cls(
+                device=self.device,
+                utt=work.utt,
+                seq=0,
+                src=h.lang,
+                tgt=tgt,
+                text=translated,
+                engine=engine,
+                t0=round(h.t0, 3),
+                t1=round(h.t1, 3),
+                lat_ms=lat_ms,
+            )
+        )
         if work.final and tgt == settings.speak and not settings.speech_muted and translated:
             self._put_or_stop(self._speech, SpeechWork(work.utt, tgt, translated, work.audio_end))
 
@@ -454,9 +481,17 @@ class Pipeline:
         for i, audio in enumerate(synthesizer.synthesize(work.text, work.lang)):
             if i == 0:
                 lat_ms = int((time.monotonic() - work.audio_end) * 1000)
-                self.bus.emit(TtsStart(device=self.device, utt=work.utt, seq=0, lang=work.lang,
-                                       voice=voice_name,
-                                       text=work.text, lat_ms=lat_ms))
+                self.bus.emit(
+                    TtsStart(
+                        device=self.device,
+                        utt=work.utt,
+                        seq=0,
+                        lang=work.lang,
+                        voice=voice_name,
+                        text=work.text,
+                        lat_ms=lat_ms,
+                    )
+                )
                 self.mic_gate.set()
             self.sink.play(audio, synthesizer.sample_rate)
             duration += len(audio) / synthesizer.sample_rate
@@ -464,8 +499,15 @@ class Pipeline:
                 break
         self.stats.add_time("tts", time.monotonic() - started)
         if duration:
-            self.bus.emit(TtsEnd(device=self.device, utt=work.utt, seq=0, lang=work.lang,
-                                 duration=round(duration, 3)))
+            self.bus.emit(
+                TtsEnd(
+                    device=self.device,
+                    utt=work.utt,
+                    seq=0,
+                    lang=work.lang,
+                    duration=round(duration, 3),
+                )
+            )
 
     def _emit_error(self, utt: int, code: str, message: str) -> None:
         self.bus.emit(Error(device=self.device, utt=utt, seq=0, code=code, message=message))

@@ -21,12 +21,18 @@ log = logging.getLogger(__name__)
 
 def make_settings(prepared: Prepared) -> Settings:
     c = prepared.config
-    return Settings(languages=c.asr.languages, targets=c.mt.targets,
-                    speak=c.tts.speak or c.mt.targets[0])
+    return Settings(
+        languages=c.asr.languages, targets=c.mt.targets, speak=c.tts.speak or c.mt.targets[0]
+    )
 
 
-def build_pipeline(prepared: Prepared, engines: Engines, source: AudioSource,
-                   sink: AudioSink | None, publishers: list[Publisher]) -> Pipeline:
+def build_pipeline(
+    prepared: Prepared,
+    engines: Engines,
+    source: AudioSource,
+    sink: AudioSink | None,
+    publishers: list[Publisher],
+) -> Pipeline:
     """The one place a Pipeline is assembled from a config (translate, daemon, benchmark)."""
     c = prepared.config
     return Pipeline(
@@ -60,8 +66,13 @@ def run_file(prepared: Prepared, stdin: BinaryIO | None) -> int:
     if c.publish.jsonl == "-":
         publishers.append(JsonlPublisher(sys.stdout, interim=c.publish.interim))
     elif c.publish.jsonl:
-        publishers.append(JsonlPublisher(open(c.publish.jsonl, "a", encoding="utf-8"),  # noqa: SIM115
-                                         interim=c.publish.interim, owns_stream=True))
+        publishers.append(
+            JsonlPublisher(
+                open(c.publish.jsonl, "a", encoding="utf-8"),  # noqa: SIM115
+                interim=c.publish.interim,
+                owns_stream=True,
+            )
+        )
     engines = prepared.load()
     pipeline = build_pipeline(prepared, engines, source, sink, publishers)
     try:

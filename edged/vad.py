@@ -69,8 +69,12 @@ class VadSegmenter:
         config.sample_rate = SAMPLE_RATE
         config.num_threads = o.threads
         self._config = config
-        self._vad = sherpa_onnx.VoiceActivityDetector(config, buffer_size_in_seconds=o.max_speech + 5)
-        self._history: deque[AudioChunk] = deque(maxlen=max(1, int(o.preroll * SAMPLE_RATE) // FRAME_SAMPLES + 2))
+        self._vad = sherpa_onnx.VoiceActivityDetector(
+            config, buffer_size_in_seconds=o.max_speech + 5
+        )
+        self._history: deque[AudioChunk] = deque(
+            maxlen=max(1, int(o.preroll * SAMPLE_RATE) // FRAME_SAMPLES + 2)
+        )
         self._in_speech = False
         self._position = 0  # samples fed so far
         self.segments = 0

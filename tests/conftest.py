@@ -99,3 +99,25 @@ def edged(models_dir: Path):
         return Run(proc.returncode, events, proc.stderr.decode())
 
     return run
+
+
+# --- A suite that ran nothing, or skipped something, is not a green suite -----------------
+
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif _SKIPPED and exitstatus == pytest.ExitCode.OK:
+        print(
+            f"\nedged: {len(_SKIPPED)} test(s) skipped, e.g. {_SKIPPED[0]}: "
+            "a skipped test is not a passed one",
+            file=sys.stderr,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -83,8 +83,13 @@ class WhisperRecognizer:
         self._eot = self._token("<|endoftext|>")
         self._special = {
             name: self._token(f"<|{name}|>")
-            for name in ("startoftranscript", "transcribe", "translate", "notimestamps",
-                         "startofprev")
+            for name in (
+                "startoftranscript",
+                "transcribe",
+                "translate",
+                "notimestamps",
+                "startofprev",
+            )
         }
         self.set_languages(languages)
         self._buffer = np.zeros(int(MAX_SEGMENT_S * SAMPLE_RATE), dtype=np.float32)
@@ -97,7 +102,9 @@ class WhisperRecognizer:
         self._previous: tuple[str, list[int]] = ("", [])
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
-        log.info("Whisper model loaded from %s in %d ms", bundle, (time.monotonic() - started) * 1e3)
+        log.info(
+            "Whisper model loaded from %s in %d ms", bundle, (time.monotonic() - started) * 1e3
+        )
 
     def _token(self, text: str) -> int:
         token_id = self._tokenizer.token_to_id(text)

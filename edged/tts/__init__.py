@@ -24,7 +24,9 @@ class Voices:
     """The synthesizer for each language: a neural voice where one is installed, else the
     fallback (espeak-ng) where it speaks the language."""
 
-    def __init__(self, voices: dict[str, tuple[str, Synthesizer]], fallback: Synthesizer | None) -> None:
+    def __init__(
+        self, voices: dict[str, tuple[str, Synthesizer]], fallback: Synthesizer | None
+    ) -> None:
         self._voices = voices
         self._fallback = fallback
 

@@ -15,8 +15,14 @@ from conftest import REPO
 
 def run_edged(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "edged", *args], capture_output=True,
-                          text=True, timeout=120, cwd=REPO, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edged", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started
 
 
@@ -53,8 +59,9 @@ def test_missing_input_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flag", ["--to", "--from"])
 def test_unknown_language_code(flag: str, speech_dir: Path) -> None:
-    code, _, err, elapsed = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
-                                      flag, "xx")
+    code, _, err, _elapsed = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), flag, "xx"
+    )
     assert_one_clear_line(code, err, "'xx'")
     assert code == 78
 
@@ -62,26 +69,29 @@ def test_unknown_language_code(flag: str, speech_dir: Path) -> None:
 def test_config_with_a_typo_names_the_key_and_exits_78(tmp_path: Path, speech_dir: Path) -> None:
     config = tmp_path / "edged.toml"
     config.write_text("[mt]\ntargtes = ['en']\n")
-    code, _, err, elapsed = run_edged("-c", str(config), "translate",
-                                      str(speech_dir / "living_room_light_es.wav"))
+    code, _, err, elapsed = run_edged(
+        "-c", str(config), "translate", str(speech_dir / "living_room_light_es.wav")
+    )
     assert_one_clear_line(code, err, "mt.targtes", "mt.targets")
     assert code == 78
     assert elapsed < 10  # fails before any model loads
 
 
-def test_missing_model_file_names_file_and_fix(tmp_path: Path, models_dir: Path,
-                                                speech_dir: Path) -> None:
+def test_missing_model_file_names_file_and_fix(
+    tmp_path: Path, models_dir: Path, speech_dir: Path
+) -> None:
     broken = tmp_path / "models"
-    shutil.copytree(models_dir, broken, symlinks=True,
-                    ignore=shutil.ignore_patterns("model.bin"))
+    shutil.copytree(models_dir, broken, symlinks=True, ignore=shutil.ignore_patterns("model.bin"))
     env = dict(os.environ, EDGED_MODELS_DIR=str(broken))
-    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
-                                "--to", "en", env=env)
+    code, _, err, _ = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", env=env
+    )
     assert_one_clear_line(code, err, "model.bin", "edged models install whisper-base")
 
 
-def test_corrupt_model_file_is_caught_before_loading(tmp_path: Path, models_dir: Path,
-                                                     speech_dir: Path) -> None:
+def test_corrupt_model_file_is_caught_before_loading(
+    tmp_path: Path, models_dir: Path, speech_dir: Path
+) -> None:
     broken = tmp_path / "models"
     shutil.copytree(models_dir / "silero-vad", broken / "silero-vad")
     for name in os.listdir(models_dir):
@@ -92,12 +102,14 @@ def test_corrupt_model_file_is_caught_before_loading(tmp_path: Path, models_dir:
     data[1000:1010] = b"\x00" * 10
     vad.write_bytes(bytes(data))
     env = dict(os.environ, EDGED_MODELS_DIR=str(broken))
-    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
-                                "--to", "en", env=env)
+    code, _, err, _ = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", env=env
+    )
     assert_one_clear_line(code, err, "silero_vad.onnx", "edged models install silero-vad")
 
 
 def test_speak_must_be_a_target(speech_dir: Path) -> None:
-    code, _, err, _ = run_edged("translate", str(speech_dir / "living_room_light_es.wav"),
-                                "--to", "en", "--speak", "de")
+    code, _, err, _ = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", "--speak", "de"
+    )
     assert_one_clear_line(code, err, "--speak de")

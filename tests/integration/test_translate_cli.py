@@ -40,9 +40,11 @@ def test_non_english_clip_transcribed_and_translated_by_whisper(edged, speech_di
     assert mt["tgt"] == "en" and mt["engine"] == "whisper"
     # Whisper base's own translations, accepted in the wordings it alternates between.
     # Its es->en is poor ("in the light of the room"): Apertium is preferred for es.
-    accepted = {"de": ("turn the living room light on", "turn on the living room light"),
-                "fr": ("how do you call yourself", "how are you called", "your name"),
-                "es": ("light",)}[lang]
+    accepted = {
+        "de": ("turn the living room light on", "turn on the living room light"),
+        "fr": ("how do you call yourself", "how are you called", "your name"),
+        "es": ("light",),
+    }[lang]
     assert any(phrase in normalise(mt["text"]) for phrase in accepted), mt["text"]
     assert_ordered_utterance_events(run.events)
 
@@ -70,8 +72,9 @@ def test_beckett_gives_its_text_with_partials_before_finals(edged, beckett) -> N
 
 
 def test_several_targets_and_identity(edged, speech_dir) -> None:
-    run = edged("translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en",
-                "--to", "es")
+    run = edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", "--to", "es"
+    )
     assert run.code == 0, run.stderr
     finals = {m["tgt"]: m for m in run.of("mt.final")}
     assert set(finals) == {"en", "es"}
@@ -99,8 +102,9 @@ def test_raw_pcm_on_stdin(edged, speech_dir) -> None:
 
 def test_tts_wav_is_transcribed_back_to_the_translation(edged, speech_dir, tmp_path) -> None:
     out = tmp_path / "spoken.wav"
-    run = edged("translate", str(speech_dir / "living_room_light_de.wav"), "--to", "en",
-                "--tts", str(out))
+    run = edged(
+        "translate", str(speech_dir / "living_room_light_de.wav"), "--to", "en", "--tts", str(out)
+    )
     assert run.code == 0, run.stderr
     (mt,) = run.of("mt.final")
     assert run.of("tts.start") and run.of("tts.end")

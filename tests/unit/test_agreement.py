@@ -8,13 +8,13 @@ from edged.asr.agreement import LocalAgreement
 
 def test_nothing_is_stable_after_one_hypothesis() -> None:
     agreement = LocalAgreement(2)
-    assert agreement.update("ever tried".split()) == []
+    assert agreement.update(["ever", "tried"]) == []
 
 
 def test_common_prefix_of_two_hypotheses_commits() -> None:
     agreement = LocalAgreement(2)
-    agreement.update("ever tried ever".split())
-    assert agreement.update("ever tried, ever failed".split()) == ["ever", "tried,", "ever"]
+    agreement.update(["ever", "tried", "ever"])
+    assert agreement.update(["ever", "tried,", "ever", "failed"]) == ["ever", "tried,", "ever"]
 
 
 def test_case_and_punctuation_do_not_break_agreement() -> None:
@@ -25,9 +25,9 @@ def test_case_and_punctuation_do_not_break_agreement() -> None:
 
 def test_disagreement_commits_nothing_new_and_retracts_nothing() -> None:
     agreement = LocalAgreement(2)
-    agreement.update("turn on the light".split())
-    assert agreement.update("turn on the lamp".split()) == ["turn", "on", "the"]
-    assert agreement.update("return of the lamp".split()) == ["turn", "on", "the"]
+    agreement.update(["turn", "on", "the", "light"])
+    assert agreement.update(["turn", "on", "the", "lamp"]) == ["turn", "on", "the"]
+    assert agreement.update(["return", "of", "the", "lamp"]) == ["turn", "on", "the"]
 
 
 def test_three_way_agreement_needs_three_hypotheses() -> None:

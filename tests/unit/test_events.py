@@ -15,10 +15,19 @@ def sample_events() -> list[Event]:
         events.SpeechStart(t0=1.0, **common),
         AsrPartial(src="es", text="Enciende la", stable="Enciende", t0=1, t1=2, lat_ms=5, **common),
         events.AsrFinal(src="es", text="Enciende la luz.", t0=1, t1=2.5, lat_ms=9, **common),
-        events.MtInterim(src="es", tgt="en", text="Turn on", engine="apertium", t0=1, t1=2,
-                         lat_ms=3, **common),
-        MtFinal(src="es", tgt="en", text="Turn on the light.", engine="apertium", t0=1, t1=2.5,
-                lat_ms=40, **common),
+        events.MtInterim(
+            src="es", tgt="en", text="Turn on", engine="apertium", t0=1, t1=2, lat_ms=3, **common
+        ),
+        MtFinal(
+            src="es",
+            tgt="en",
+            text="Turn on the light.",
+            engine="apertium",
+            t0=1,
+            t1=2.5,
+            lat_ms=40,
+            **common,
+        ),
         events.TtsStart(lang="en", voice="joe", text="Turn on the light.", lat_ms=90, **common),
         events.TtsEnd(lang="en", duration=1.5, **common),
         Status(state="online", **common),

@@ -1,5 +1,6 @@
 """WAV parsing: every encoding edged accepts, and a clear AudioError for everything else."""
 
+import itertools
 import struct
 import wave
 from pathlib import Path
@@ -15,7 +16,9 @@ from edged.audio.wav import WavSource, parse_wav, read_wav
 from edged.errors import AudioError
 
 
-def riff(fmt_tag: int, channels: int, rate: int, bits: int, data: bytes, extensible: bool = False) -> bytes:
+def riff(
+    fmt_tag: int, channels: int, rate: int, bits: int, data: bytes, extensible: bool = False
+) -> bytes:
     block = channels * bits // 8
     if extensible:
         fmt = struct.pack("<HHIIHH", 0xFFFE, channels, rate, rate * block, block, bits)
@@ -84,7 +87,7 @@ def test_chunks_carry_their_timeline_position(tmp_path: Path) -> None:
     chunks = list(WavSource(path, tail_silence=0.5).chunks())
     starts = [c.start for c in chunks]
     assert starts == sorted(starts) and starts[0] == 0
-    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(chunks))
     assert chunks[-1].end == int(1.5 * SAMPLE_RATE)
 
 
@@ -129,13 +132,15 @@ def test_arbitrary_bytes_never_raise_anything_but_audio_error(blob: bytes) -> No
     bits=st.integers(0, 128),
     data=st.binary(max_size=64),
 )
-def test_arbitrary_headers_are_accepted_or_rejected_cleanly(tag, channels, rate, bits, data) -> None:
+def test_arbitrary_headers_are_accepted_or_rejected_cleanly(
+    tag, channels, rate, bits, data
+) -> None:
     try:
         blob = riff(tag, channels, rate, bits, data)
     except struct.error:
         return
     try:
-        fmt, raw = parse_wav(blob)
+        fmt, _raw = parse_wav(blob)
     except AudioError:
         return
     assert fmt.channels >= 1 and fmt.bits in (8, 16, 24, 32, 64)
