@@ -17,7 +17,7 @@ from pathlib import Path
 from edged import store
 from edged.asr import Hypothesis, HypothesisKind, Recognizer
 from edged.config import Config
-from edged.errors import ConfigError
+from edged.errors import ConfigError, ModelError
 from edged.langs import validate_lang
 from edged.mt import Translator
 from edged.mt.router import Router, TranslationPlan, WhisperSpeechTranslation
@@ -56,6 +56,7 @@ class Prepared:
     config: Config
     models_dir: Path
     bundles: dict[str, Path]
+    languages: tuple[str, ...]  # source candidates the recognizer can do
     router: Router
     plans: tuple[TranslationPlan, ...]
 
@@ -114,9 +115,10 @@ def prepare(config: Config) -> Prepared:
             validate_lang(lang, f"tts.voices.{lang}")
             needed.append(bundle)
         needed.append(config.tts.espeak_bundle)
-    bundles = {
-        name: store.bundle_path(catalogue, models_dir, name) for name in dict.fromkeys(needed)
-    }
+    if config.asr.engine == "sherpa" and config.asr.sherpa.punctuation_bundle:
+        needed.append(config.asr.sherpa.punctuation_bundle)
+    bundles = {name: _bundle_dir(catalogue, models_dir, name) for name in dict.fromkeys(needed)}
+    languages = _recognizer_languages(config, catalogue, languages)
     router = Router(_translators(config, languages, catalogue, bundles), config.mt.engines)
     plans = tuple(router.check(languages, targets))
     if config.tts.enabled:
@@ -125,7 +127,37 @@ def prepare(config: Config) -> Prepared:
             raise ConfigError(
                 f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off"
             )
-    return Prepared(config, models_dir, bundles, router, plans)
+    return Prepared(config, models_dir, bundles, languages, router, plans)
+
+
+def _bundle_dir(catalogue: store.Catalogue, models_dir: Path, name: str) -> Path:
+    """A catalogue bundle (verified), or a directory given by path (a hand-made bundle)."""
+    if "/" not in name:
+        return store.bundle_path(catalogue, models_dir, name)
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"bundle directory {path} does not exist")
+    return path
+
+
+def _recognizer_languages(
+    config: Config, catalogue: store.Catalogue, candidates: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Whisper knows every candidate; a sherpa model knows its bundle's languages only, so
+    the candidates are narrowed to those (switching engines needs no other config change)."""
+    bundle = config.asr.sherpa.bundle
+    if config.asr.engine != "sherpa" or "/" in bundle:
+        return candidates
+    spoken = catalogue.bundle(bundle).languages
+    usable = tuple(code for code in candidates if code in spoken)
+    if not usable:
+        raise ConfigError(
+            f"asr.languages {list(candidates)}: sherpa bundle '{bundle}' recognises only "
+            f"{', '.join(spoken)}"
+        )
+    if usable != candidates:
+        log.warning("sherpa bundle %s recognises %s only", bundle, ", ".join(usable))
+    return usable
 
 
 def _asr_bundle(config: Config) -> str:
@@ -175,15 +207,27 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
         lid_margin=w.lid_margin,
         translate_to_english=prepared.whisper_translates,
     )
-    return WhisperRecognizer(prepared.bundles[w.bundle], c.languages, options)
+    return WhisperRecognizer(prepared.bundles[w.bundle], prepared.languages, options)
 
 
 def _load_sherpa(prepared: Prepared) -> Recognizer:
-    from edged.asr.sherpa import SherpaRecognizer
+    from edged.asr.punct import load_punctuator
+    from edged.asr.sherpa import EndpointRules, SherpaRecognizer
 
     c = prepared.config.asr
     s = c.sherpa
-    return SherpaRecognizer.from_config(prepared.bundles[s.bundle], c.languages, c.threads, s)  # type: ignore[attr-defined]
+    punctuation = prepared.bundles[s.punctuation_bundle] if s.punctuation_bundle else None
+    return SherpaRecognizer(
+        prepared.bundles[s.bundle],
+        prepared.languages,
+        languages=prepared.languages,
+        threads=c.threads,
+        endpoint=EndpointRules(s.rule1_silence, s.rule2_silence, s.rule3_max_utterance),
+        decoding=s.decoding,
+        hotwords=s.hotwords,
+        hotwords_score=s.hotwords_score,
+        punctuator=load_punctuator(punctuation, prepared.languages, 1),
+    )
 
 
 RECOGNIZERS: dict[str, Callable[[Prepared], Recognizer]] = {

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def make_settings(prepared: Prepared) -> Settings:
     c = prepared.config
     return Settings(
-        languages=c.asr.languages, targets=c.mt.targets, speak=c.tts.speak or c.mt.targets[0]
+        languages=prepared.languages, targets=c.mt.targets, speak=c.tts.speak or c.mt.targets[0]
     )
 
 

@@ -39,7 +39,7 @@ def models_dir() -> Path:
 
     path = store.default_models_dir()
     catalogue = store.load_catalogue()
-    problems = store.verify(catalogue, ["default"], path)
+    problems = store.verify(catalogue, ["default"], path, progress=store.SilentProgress())
     if problems:
         pytest.fail(
             "default model bundles are not installed in "
