@@ -114,6 +114,45 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class PlaybackConfig:
+    enabled: bool = True
+    device: str = "default"  # ALSA playback PCM
+    rate: int = field(default=0, metadata=_range(0, 192000))  # 0 = the voice's own rate
+    gate_tail: float = field(default=0.3, metadata=_range(0, 5))  # mic stays muted after speech
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = field(default=1883, metadata=_range(1, 65535))
+    prefix: str = "edged"
+    client_id: str = ""  # "" = edged-<device_id>
+    keepalive: int = field(default=30, metadata=_range(5, 3600))
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""  # client certificate (mutual TLS)
+    key_file: str = ""
+    tls_insecure: bool = False
+    username: str = ""
+    password_file: str = ""  # a file holding the password; never the password itself
+    password_credential: str = "mqtt-password"  # systemd credential name, if present
+    spool_dir: str = ""  # "" = $STATE_DIRECTORY/spool or ~/.local/state/edged/spool
+    spool_limit: int = field(default=10_000, metadata=_range(10, 10_000_000))
+    reconnect_min: int = field(default=1, metadata=_range(1, 60))
+    reconnect_max: int = field(default=60, metadata=_range(1, 3600))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    metrics_interval: float = field(default=30.0, metadata=_range(0, 3600))  # 0 = off
+    drain_timeout: float = field(default=10.0, metadata=_range(0, 120))
+    stall_timeout: float = field(
+        default=10.0, metadata=_range(1, 600)
+    )  # stage silent -> no watchdog
+
+
+@dataclass(frozen=True)
 class Config:
     device_id: str = "edged"
     models_dir: str = ""  # "" = $EDGED_MODELS_DIR or ~/.local/share/edged/models
@@ -124,6 +163,9 @@ class Config:
     mt: MtConfig = MtConfig()
     tts: TtsConfig = TtsConfig()
     publish: PublishConfig = PublishConfig()
+    playback: PlaybackConfig = PlaybackConfig()
+    mqtt: MqttConfig = MqttConfig()
+    service: ServiceConfig = ServiceConfig()
 
 
 def load_config(path: Path | None) -> Config:
