@@ -32,7 +32,7 @@ def keys_of(cls: type, prefix: str = "") -> set[str]:
 def flatten(table: dict, prefix: str = "") -> set[str]:
     out = set()
     for key, value in table.items():
-        if isinstance(value, dict) and not key == "voices":
+        if isinstance(value, dict) and key != "voices":
             out |= flatten(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)
@@ -87,7 +87,7 @@ def test_integers_are_accepted_for_floats(tmp_path: Path) -> None:
 
 def test_replace_validates_like_the_file() -> None:
     assert replace(Config(), "mt", targets=("de",)).mt.targets == ("de",)
-    with pytest.raises(ConfigError, match="asr.engine"):
+    with pytest.raises(ConfigError, match=r"asr\.engine"):
         replace(Config(), "asr", engine="nope")
 
 
