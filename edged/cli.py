@@ -48,10 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="installed model bundles (default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    # -c and --models-dir work before or after the command (`edged run -c f.toml`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    common.add_argument(
+        "--models-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     tr = sub.add_parser(
         "translate",
+        parents=[common],
         help="translate a WAV file or raw PCM on stdin, printing events as JSON Lines",
         description="Recognise, translate and optionally speak a recording. Prints one JSON "
         "event per line (speech.start, asr.partial, asr.final, mt.interim, mt.final, "
@@ -103,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         "default from config: ct2 apertium whisper)",
     )
 
-    models = sub.add_parser("models", help="list, install and verify model bundles")
+    models = sub.add_parser(
+        "models", parents=[common], help="list, install and verify model bundles"
+    )
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("list", help="catalogue bundles and groups, with install state")
     ins = msub.add_parser("install", help="download, assemble and verify bundles or groups")
@@ -112,14 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
     ver = msub.add_parser("verify", help="check installed bundles against their checksums")
     ver.add_argument("names", nargs="*", metavar="NAME", help="default: every installed bundle")
 
+    sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon: microphone, speaker, MQTT (what the systemd service starts)",
+        description="Capture the microphone over ALSA, translate, speak on the speaker, "
+        "publish events to MQTT and obey commands on <prefix>/<device_id>/cmd. Configured by "
+        "the TOML file (-c); SIGTERM stops after finishing the current utterance, SIGHUP "
+        "reloads the config. Exit 78 on a bad config.",
+    )
     sub.add_parser("schema", help="print the JSON Schema of the events")
+
+    from edged.bench import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure latency, throughput, memory and quality on recordings",
+        description="Feed recordings (default: the bundled set) through the pipeline paced in "
+        "real time and write bench.json, bench.md and plots; --compare adds the naive "
+        "VAD-then-transcribe alternative side by side.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG
+        if args.verbose
+        else logging.INFO
+        if args.command == "run"
+        else logging.WARNING,
         format="edged: %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -128,6 +163,19 @@ def main(argv: list[str] | None = None) -> int:
             return _translate(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "run":
+            from edged.service import run_daemon
+
+            path = args.config or (
+                Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None
+            )
+            if args.models_dir:
+                os.environ["EDGED_MODELS_DIR"] = str(args.models_dir)
+            return run_daemon(path)
+        if args.command == "bench":
+            from edged.bench import run as run_bench
+
+            return run_bench(args, load_cli_config(args))
         if args.command == "schema":
             from edged.events import json_schema
 

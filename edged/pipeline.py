@@ -39,6 +39,27 @@ from edged.vad import SegmentKind, VadSegmenter
 log = logging.getLogger(__name__)
 
 _END = object()  # end-of-stream marker passed down the queues
+_ENDPOINT = object()  # close the current utterance now (push-to-talk released)
+
+
+class MicGate:
+    """Half duplex: the microphone is muted while the device speaks and for a tail after,
+    so edged never translates itself."""
+
+    def __init__(self) -> None:
+        self._speaking = False
+        self._until = 0.0
+
+    def speaking(self) -> None:
+        self._speaking = True
+
+    def done(self, tail: float) -> None:
+        self._until = time.monotonic() + tail
+        self._speaking = False
+
+    @property
+    def closed(self) -> bool:
+        return self._speaking or time.monotonic() < self._until
 
 
 class EventBus:
@@ -130,6 +151,10 @@ class TranslationInbox:
         self._max = max_finals
         self.interims_replaced = 0
 
+    @property
+    def pending(self) -> int:
+        return len(self._finals)
+
     def put_final(self, work: TranslationWork | object, stop: threading.Event) -> None:
         with self._cond:
             while len(self._finals) >= self._max and not stop.is_set():
@@ -212,6 +237,7 @@ class Pipeline:
         interim: bool = True,
         interim_interval: float = 0.5,
         queue_seconds: float = 10.0,
+        gate_tail: float = 0.3,
     ) -> None:
         self.source = source
         self.segmenter = segmenter
@@ -228,7 +254,9 @@ class Pipeline:
         self.stats = Stats()
         self.clock = AudioClock()
         self.stop_event = threading.Event()
-        self.mic_gate = threading.Event()  # set while the device speaks: capture drops frames
+        self.mic_gate = MicGate()
+        self._hushed = threading.Event()
+        self.gate_tail = gate_tail
         self.heartbeat: dict[str, float] = {}
         self._frames: queue.Queue[AudioChunk | object] = queue.Queue(
             maxsize=max(4, int(queue_seconds * SAMPLE_RATE / FRAME_SAMPLES))
@@ -237,6 +265,7 @@ class Pipeline:
         self._speech: queue.Queue[SpeechWork | object] = queue.Queue(maxsize=16)
         self._threads: list[threading.Thread] = []
         self._utt = 0
+        self._languages = settings.languages
         self.errors: list[EdgedError] = []
 
     # --- lifecycle -------------------------------------------------------------------
@@ -269,6 +298,44 @@ class Pipeline:
         """Stop capture; the stages drain what they hold and end."""
         self.source.close()
 
+    def endpoint(self) -> None:
+        """Close the utterance in progress now (push-to-talk released)."""
+        self._put_or_stop(self._frames, _ENDPOINT)
+
+    def hush(self) -> None:
+        """Stop the speech in progress and drop the rest of that utterance's sentences; the
+        sink's own stop() cuts the sentence playing now."""
+        self._hushed.set()
+
+    def speak(self, text: str, lang: str) -> None:
+        """Say `text` (a command, not a translation); queued behind translations."""
+        self._put_or_stop(self._speech, SpeechWork(0, lang, text, time.monotonic()))
+
+    def health(self, stall_timeout: float, capture_expected: bool = True) -> str | None:
+        """None when every stage keeps up; else which stage is stalled (stops the watchdog).
+
+        `capture_expected` is False while the source itself reports a lost device: that
+        is degraded, not stalled, and the source is already reopening it.
+        """
+        now = time.monotonic()
+        if not any(t.is_alive() for t in self._threads):
+            return "pipeline stopped"
+        for stage, alive in zip(("capture", "asr", "mt", "tts"), self._threads, strict=True):
+            if not alive.is_alive():
+                return f"{stage} thread ended"
+        if capture_expected and now - self.heartbeat.get("capture", now) > stall_timeout:
+            return "capture delivers no audio"
+        if self._frames.qsize() and now - self.heartbeat.get("asr", now) > stall_timeout:
+            return "recognizer stalled"
+        return None
+
+    def queue_depths(self) -> dict[str, int]:
+        return {
+            "frames": self._frames.qsize(),
+            "translation_finals": self._mt_inbox.pending,
+            "speech": self._speech.qsize(),
+        }
+
     def abort(self) -> None:
         """Stop at once, dropping queued work."""
         self.stop_event.set()
@@ -300,7 +367,7 @@ class Pipeline:
             for chunk in self.source.chunks():
                 self._beat("capture")
                 self.stats.frames_in += 1
-                if self.mic_gate.is_set() or not self.settings.listening:
+                if self.mic_gate.closed or not self.settings.listening:
                     self.stats.frames_gated += 1
                     continue
                 if self.realtime:
@@ -335,6 +402,14 @@ class Pipeline:
             self._beat("asr")
             if item is _END or self.stop_event.is_set():
                 break
+            if item is _ENDPOINT:
+                for seg in self.segmenter.flush():
+                    if seg.kind is SegmentKind.END and segment_open:
+                        ends = [_clip(h, seg.t) for h in self.recognizer.end()]
+                        self._publish_hypotheses(ends, utt_open)
+                segment_open = utt_open = False
+                self.segmenter.reset()
+                continue
             assert isinstance(item, AudioChunk)
             self.clock.mark(item)
             self.stats.audio_seconds = item.t1
@@ -342,6 +417,7 @@ class Pipeline:
             for seg in self.segmenter.accept(item):
                 if seg.kind is SegmentKind.START:
                     segment_open = True
+                    self._apply_languages()
                     utt_open = self._open_utterance(seg.t)
                     self.recognizer.begin(seg.t)
                     hyps = self.recognizer.accept(seg.samples) if len(seg.samples) else []
@@ -358,6 +434,14 @@ class Pipeline:
             if seg.kind is SegmentKind.END and segment_open:
                 self._publish_hypotheses([_clip(h, seg.t) for h in self.recognizer.end()], utt_open)
         self._mt_inbox.put_final(_END, self.stop_event)
+
+    def _apply_languages(self) -> None:
+        """A command may have changed the source candidates; engines change between
+        utterances, on the thread that owns them."""
+        languages = self.settings.languages
+        if languages != self._languages:
+            self.recognizer.set_languages(languages)
+            self._languages = languages
 
     def _open_utterance(self, t0: float) -> bool:
         self._utt += 1
@@ -467,7 +551,7 @@ class Pipeline:
                 log.warning("speech synthesis failed: %s", exc)
                 self._emit_error(work.utt, "tts-failed", str(exc))
             finally:
-                self.mic_gate.clear()
+                self.mic_gate.done(self.gate_tail)
 
     def _speak(self, work: SpeechWork) -> None:
         assert self.voices is not None and self.sink is not None
@@ -478,7 +562,10 @@ class Pipeline:
         voice_name, synthesizer = voice
         started = time.monotonic()
         duration = 0.0
+        self._hushed.clear()
         for i, audio in enumerate(synthesizer.synthesize(work.text, work.lang)):
+            if self._hushed.is_set():
+                break
             if i == 0:
                 lat_ms = int((time.monotonic() - work.audio_end) * 1000)
                 self.bus.emit(
@@ -492,7 +579,7 @@ class Pipeline:
                         lat_ms=lat_ms,
                     )
                 )
-                self.mic_gate.set()
+                self.mic_gate.speaking()
             self.sink.play(audio, synthesizer.sample_rate)
             duration += len(audio) / synthesizer.sample_rate
             if self.stop_event.is_set():

@@ -49,6 +49,7 @@ def build_pipeline(
         interim=c.mt.interim,
         interim_interval=c.mt.interim_interval,
         queue_seconds=c.audio.queue_seconds,
+        gate_tail=c.playback.gate_tail,
     )
 
 

@@ -76,11 +76,16 @@ class VadSegmenter:
             maxlen=max(1, int(o.preroll * SAMPLE_RATE) // FRAME_SAMPLES + 2)
         )
         self._in_speech = False
-        self._position = 0  # samples fed so far
+        self._position = 0  # timeline position after the last chunk
+        self._offset = 0  # timeline samples minus samples the detector has seen
         self.segments = 0
 
     def accept(self, chunk: AudioChunk) -> Iterator[SegmentEvent]:
         """Feed one chunk; yields the segment events it causes."""
+        if chunk.start != self._position:
+            # A gap in the timeline (dropped frames, a muted or reopened microphone): sherpa
+            # counts only the samples it was given, so keep the difference.
+            self._offset += chunk.start - self._position
         self._vad.accept_waveform(chunk.samples)
         self._position = chunk.end
         speaking = self._vad.is_speech_detected()
@@ -107,6 +112,7 @@ class VadSegmenter:
         self._vad.reset()
         self._history.clear()
         self._in_speech = False
+        self._offset = self._position  # the detector counts from zero again
 
     def _start(self, chunk: AudioChunk) -> SegmentEvent:
         preroll = int(self.options.preroll * SAMPLE_RATE)
@@ -117,7 +123,7 @@ class VadSegmenter:
     def _finished(self) -> Iterator[SegmentEvent]:
         while not self._vad.empty():
             segment = self._vad.front
-            end = (segment.start + len(segment.samples)) / SAMPLE_RATE
+            end = (segment.start + len(segment.samples) + self._offset) / SAMPLE_RATE
             self._vad.pop()
             if self._in_speech:
                 self._in_speech = False
