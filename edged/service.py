@@ -94,7 +94,10 @@ def spool_dir(config: Config) -> Path:
 def _credential(name: str) -> str | None:
     """The systemd credential `name` if the unit provides it (LoadCredential=), else None."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
-    return name if name and directory and (Path(directory) / name).is_file() else None
+    path = Path(directory) / name if name and directory else None
+    # The unit's tmpfiles entry creates an empty credential file so systemd can start the
+    # service; empty means no password.
+    return name if path and path.is_file() and path.stat().st_size else None
 
 
 class Daemon:
@@ -168,10 +171,10 @@ class Daemon:
         wait for broker acks (bounded), publish offline, disconnect."""
         self.notifier.stopping("draining")
         drain = self.config.service.drain_timeout
+        if self.commands is not None:
+            self.commands.close()  # no command may touch a pipeline being torn down
         if self.pipeline is not None:
             self._stop_pipeline(drain)
-        if self.commands is not None:
-            self.commands.close()
         if self.mqtt is not None:
             if not self.mqtt.flush(drain):
                 log.warning(

@@ -1,0 +1,740 @@
+"""Events to an MQTT broker (paho-mqtt 2.x), and commands from it.
+
+Topics, under `<prefix>/<device_id>/`:
+
+| topic                          | events                    | QoS | retained |
+|--------------------------------|---------------------------|-----|----------|
+| `status`                       | status (will: offline)    | 1   | yes      |
+| `asr/partial`                  | speech.start, asr.partial | 0   | no       |
+| `asr/final`                    | asr.final                 | 1   | no       |
+| `translation/<lang>/interim`   | mt.interim                | 0   | no       |
+| `translation/<lang>/final`     | mt.final                  | 1   | no       |
+| `tts`                          | tts.start, tts.end        | 0   | no       |
+| `error`                        | error                     | 1   | no       |
+| `cmd` (in), `cmd/reply` (out)  | see edged.control         | 0/1 | no       |
+
+Delivery of finals (asr.final, mt.final, error): every one is first stored in the on-disk
+`Spool`, and the spool is the only owner of redelivery. One sender thread publishes spooled
+finals, at most `inflight` un-acknowledged at a time, and deletes each on its PUBACK. On
+every (re)connect, paho's own copies of un-acknowledged messages are dropped
+(`drop_out_messages()` in `on_connect`, before paho would resend them) and the spool re-drives
+everything not acknowledged, oldest first: one code path for a reconnect and for a restart.
+Interim events are QoS 0, dropped (and counted) while disconnected or when more than
+`interim_backlog` of them wait in paho's outgoing buffer.
+
+`status` is device state, not history: the latest one is kept in memory and republished
+(retained) on every connect; a fresh `online` if the pipeline has published none.
+
+Threads: paho's network thread runs the callbacks; they share state with other threads only
+through `self._lock`, the ack queue and the wake event. Our lock is never taken by a callback
+that paho runs while holding its outgoing-message lock (on_publish), so calling
+`client.publish()` with our lock held cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edged.control import (
+    AnyCommand,
+    CommandError,
+    parse_command,
+    reply_error,
+    reply_ok,
+)
+from edged.errors import ConfigError, EdgedError
+from edged.events import Event, Status
+from edged.publish.spool import Spool
+
+log = logging.getLogger(__name__)
+
+QOS_INTERIM = 0
+QOS_FINAL = 1
+QOS_COMMANDS = 0  # commands are not queued for an offline device: no stale "speak" an hour later
+
+
+class ConnectionState(Enum):
+    """Where the MQTT connection is; only CONNECTED means a successful CONNACK."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    REFUSED = "refused"
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
+def _check_level(value: str, key: str) -> str:
+    if not value or any(c in value for c in "/+#\0"):
+        raise ConfigError(
+            f"{key} = {value!r}: must be non-empty, without '/', '+' or '#' "
+            "(it is one MQTT topic level)"
+        )
+    return value
+
+
+class Topics:
+    """The topic names of one device: `<prefix>/<device_id>/...`."""
+
+    def __init__(self, prefix: str, device_id: str) -> None:
+        for level in prefix.split("/"):
+            _check_level(level, "mqtt.prefix")
+        base = f"{prefix}/{_check_level(device_id, 'device_id')}"
+        self.base = base
+        self.status = f"{base}/status"
+        self.asr_partial = f"{base}/asr/partial"
+        self.asr_final = f"{base}/asr/final"
+        self.tts = f"{base}/tts"
+        self.error = f"{base}/error"
+        self.cmd = f"{base}/cmd"
+        self.cmd_reply = f"{base}/cmd/reply"
+        self.metrics = f"{base}/metrics"
+
+    def translation(self, lang: str, final: bool) -> str:
+        """`translation/<lang>/final` or `.../interim`."""
+        _check_level(lang, "tgt")
+        return f"{self.base}/translation/{lang}/{'final' if final else 'interim'}"
+
+    def for_event(self, event: Event) -> str:
+        """The topic an event is published on."""
+        kind = event.type
+        if kind in ("mt.final", "mt.interim"):
+            return self.translation(getattr(event, "tgt"), kind == "mt.final")  # noqa: B009
+        by_type = {
+            "speech.start": self.asr_partial,
+            "asr.partial": self.asr_partial,
+            "asr.final": self.asr_final,
+            "tts.start": self.tts,
+            "tts.end": self.tts,
+            "error": self.error,
+            "status": self.status,
+        }
+        return by_type[kind]
+
+
+def read_password(password_file: str | Path | None, credential: str | None) -> str | None:
+    """The broker password from a file or a systemd credential; None if neither is set."""
+    if password_file and credential:
+        raise ConfigError("mqtt.password_file and mqtt.password_credential are both set; keep one")
+    if credential:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ConfigError(
+                f"mqtt.password_credential = {credential!r} but $CREDENTIALS_DIRECTORY is not "
+                "set; add LoadCredential= to the unit or use mqtt.password_file"
+            )
+        path = Path(directory) / credential
+        key = "mqtt.password_credential"
+    elif password_file:
+        path, key = Path(password_file), "mqtt.password_file"
+    else:
+        return None
+    try:
+        secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{key}: cannot read the password from {path} ({err})") from err
+    if not secret:
+        raise ConfigError(f"{key}: {path} is empty; it must hold the broker password")
+    return secret
+
+
+def _tls_context(
+    ca_file: str | Path | None,
+    cert_file: str | Path | None,
+    key_file: str | Path | None,
+    insecure: bool,
+) -> ssl.SSLContext:
+    for path, key in (
+        (ca_file, "mqtt.ca_file"),
+        (cert_file, "mqtt.cert_file"),
+        (key_file, "mqtt.key_file"),
+    ):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{key}: {path} does not exist")
+    if key_file and not cert_file:
+        raise ConfigError("mqtt.key_file is set without mqtt.cert_file (the client certificate)")
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if cert_file:
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(f"mqtt TLS: cannot load the CA or client certificate ({err})") from err
+    # As in paho's tls_insecure_set(): the chain is still verified, the host name is not.
+    context.check_hostname = not insecure
+    return context
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    # paho leaves Nagle on: a partial right behind another waits for a delayed TCP ACK
+    # (40 ms on Linux), visible on a live caption display.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as err:
+        log.debug("cannot set TCP_NODELAY on the mqtt socket: %s", err)
+
+
+def _published(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (ValueError, RuntimeError):
+        return True  # lost with its connection: no longer in paho's buffer
+
+
+class MqttPublisher:
+    """Publishes events to `<prefix>/<device_id>/...`; finals survive outages and restarts.
+
+    Build it (validates, reads the password, opens the spool), call `start()`, then
+    `publish()` from the pipeline. Shutdown: `flush(timeout)`, then `close()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        device_id: str,
+        spool_dir: str | Path,
+        port: int = 1883,
+        prefix: str = "edged",
+        client_id: str | None = None,
+        keepalive: int = 30,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        tls_insecure: bool = False,
+        username: str | None = None,
+        password_file: str | Path | None = None,
+        password_credential: str | None = None,
+        spool_limit: int = 10_000,
+        inflight: int = 10,
+        reconnect_min: int = 1,
+        reconnect_max: int = 60,
+        interim_backlog: int = 100,
+    ) -> None:
+        if not 0 < port < 65536:
+            raise ConfigError(f"mqtt.port = {port}: must be 1-65535")
+        if not 0 < reconnect_min <= reconnect_max:
+            raise ConfigError("mqtt.reconnect_min and mqtt.reconnect_max: seconds, 0 < min <= max")
+        if inflight < 1:
+            raise ConfigError(f"mqtt.inflight = {inflight}: must be at least 1")
+        self.host, self.port = host, port
+        self.device_id = device_id
+        self.topics = Topics(prefix, device_id)
+        self.client_id = client_id or f"edged-{device_id}"
+        self._keepalive = keepalive
+        self._window = inflight
+        self._reconnect_min, self._reconnect_max = reconnect_min, reconnect_max
+        self._interim_limit = interim_backlog
+        password = read_password(password_file, password_credential)
+        if password and not username:
+            raise ConfigError("mqtt: a password is configured but mqtt.username is empty")
+        tls_context = (
+            _tls_context(ca_file, cert_file, key_file, tls_insecure)
+            if tls or ca_file or cert_file
+            else None
+        )
+        self._spool = Spool(Path(spool_dir), spool_limit)
+
+        self._lock = threading.Lock()
+        self._state_changed = threading.Condition(self._lock)
+        self._state = ConnectionState.NEW
+        self._gen = 0  # connection generation: +1 on each successful CONNACK (paho thread)
+        self._status: Status | None = None
+        self._command_listener: Callable[[bytes, bool], None] | None = None
+        self._commands_ready = False  # SUBACK received for `cmd` on this connection
+        self._refusal: str | None = None
+        self._unreachable_logged = False
+
+        self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        # Owned by the sender thread alone.
+        self._inflight: dict[tuple[int, int], int] = {}
+        self._cursor = 0
+        self._sent_gen = 0
+        self._finals_sent = 0
+
+        self._interim_lock = threading.Lock()
+        self._interim_infos: deque[mqtt.MQTTMessageInfo] = deque()
+        self._interim_dropped = 0
+
+        self._client = self._make_client(username, password, tls_context)
+        self._sender = threading.Thread(
+            target=self._run_sender, name="edged-mqtt-spool", daemon=True
+        )
+
+    def _make_client(
+        self, username: str | None, password: str | None, tls_context: ssl.SSLContext | None
+    ) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,  # the broker keeps our session (and QoS 1 state) over reconnects
+            protocol=mqtt.MQTTv311,
+        )
+        client.max_inflight_messages_set(max(20, self._window))
+        client.reconnect_delay_set(self._reconnect_min, self._reconnect_max)
+        if username:
+            client.username_pw_set(username, password)
+        if tls_context is not None:
+            client.tls_set_context(tls_context)
+        offline = Status(device=self.device_id, utt=0, seq=0, state="offline")
+        client.will_set(self.topics.status, offline.to_json(), qos=QOS_FINAL, retain=True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_socket_open = _no_delay
+        client.on_subscribe = self._on_subscribe
+        client.message_callback_add(self.topics.cmd, self._on_command_message)
+        return client
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting in the background (a broker that is down is retried with back-off)."""
+        with self._lock:
+            if self._state is not ConnectionState.NEW:
+                raise RuntimeError("MqttPublisher.start() called twice")
+            self._state = ConnectionState.CONNECTING
+        log.info("connecting to mqtt broker %s:%d as %s", self.host, self.port, self.client_id)
+        self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        self._client.loop_start()
+        self._sender.start()
+        self._wake.set()  # finals spooled by an earlier run go out once connected
+
+    def publish(self, event: Event) -> None:
+        """Queue one event; finals are on disk when this returns. Never waits for the network."""
+        if isinstance(event, Status):
+            self._publish_status(event)
+            return
+        try:
+            topic = self.topics.for_event(event)
+        except (ConfigError, KeyError) as err:
+            # A bad topic in the spool would block every final behind it: refuse it here.
+            log.error("cannot publish %s event: no valid topic (%s)", event.type, err)
+            return
+        payload = event.to_json().encode()
+        if event.is_final:
+            if self._spool.append(topic, payload) is not None:
+                self._wake.set()
+            return
+        self._publish_interim(topic, payload)
+
+    def publish_reply(self, payload: bytes) -> None:
+        """Publish a command reply on `cmd/reply` (QoS 1, not retained)."""
+        with self._lock:
+            self._client.publish(self.topics.cmd_reply, payload, qos=QOS_FINAL, retain=False)
+
+    def publish_metrics(self, payload: bytes) -> None:
+        """Publish periodic metrics on `metrics`: retained (a new subscriber sees the latest),
+        QoS 0 (the next period replaces a lost one); dropped while disconnected."""
+        if not self.connected:
+            return
+        with self._lock:
+            self._client.publish(self.topics.metrics, payload, qos=0, retain=True)
+
+    def set_command_listener(self, listener: Callable[[bytes, bool], None] | None) -> None:
+        """Receive every `cmd` payload as `listener(payload, retained)` on paho's thread."""
+        with self._lock:
+            self._command_listener = listener
+            self._commands_ready = False
+            if self._state is ConnectionState.CONNECTED:
+                if listener is None:
+                    self._client.unsubscribe(self.topics.cmd)
+                else:
+                    self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection state (CONNECTED only after a successful CONNACK)."""
+        with self._lock:
+            return self._state
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful CONNACK and the next disconnect."""
+        return self.state is ConnectionState.CONNECTED
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or `timeout` seconds pass; True if connected."""
+        with self._state_changed:
+            return self._state_changed.wait_for(
+                lambda: self._state is ConnectionState.CONNECTED, timeout
+            )
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Block until the broker confirmed the `cmd` subscription; True if it did."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self._commands_ready, timeout)
+
+    def wait_state(self, state: ConnectionState, timeout: float) -> bool:
+        """Block until the connection is in `state` or `timeout` seconds pass."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self._state is state, timeout)
+
+    def pending(self) -> int:
+        """Finals stored but not yet acknowledged by the broker."""
+        return self._spool.pending()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the broker has acknowledged every final; False if `timeout` ran out."""
+        return self._spool.wait_empty(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for status and metrics."""
+        with self._interim_lock:
+            interim_dropped = self._interim_dropped
+        with self._lock:
+            state, reconnects = self._state, max(0, self._gen - 1)
+        return {
+            "state": state.value,
+            "reconnects": reconnects,
+            "finals_pending": self._spool.pending(),
+            "finals_dropped": self._spool.dropped,
+            "finals_sent": self._finals_sent,
+            "interim_dropped": interim_dropped,
+        }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish `offline` (retained), disconnect; un-acknowledged finals stay spooled."""
+        with self._lock:
+            if self._state is ConnectionState.CLOSED:
+                return
+            started = self._state is not ConnectionState.NEW
+        if started:
+            self._stopping.set()
+            self._wake.set()
+            self._sender.join(timeout)
+            self._say_offline(timeout)
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._apply_acks()  # PUBACKs that arrived after the sender stopped
+        with self._lock:
+            self._state = ConnectionState.CLOSED
+            self._state_changed.notify_all()
+        left = self._spool.pending()
+        self._spool.close()
+        log.info("mqtt publisher closed (%d finals left in the spool)", left)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def _publish_status(self, event: Status) -> None:
+        with self._lock:
+            self._status = event
+            if self._state is ConnectionState.CONNECTED:
+                self._client.publish(
+                    self.topics.status, event.to_json(), qos=QOS_FINAL, retain=True
+                )
+
+    def _publish_interim(self, topic: str, payload: bytes) -> None:
+        with self._interim_lock:
+            infos = self._interim_infos
+            while infos and _published(infos[0]):
+                infos.popleft()
+            if not self.connected or len(infos) >= self._interim_limit:
+                self._interim_dropped += 1
+                return
+            info = self._client.publish(topic, payload, qos=QOS_INTERIM, retain=False)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                infos.append(info)
+            else:
+                self._interim_dropped += 1
+
+    def _say_offline(self, timeout: float) -> None:
+        offline = Status(device=self.device_id, utt=0, seq=0, state="offline")
+        with self._lock:
+            if self._state is not ConnectionState.CONNECTED:
+                return
+            info = self._client.publish(
+                self.topics.status, offline.to_json(), qos=QOS_FINAL, retain=True
+            )
+        try:
+            # PUBACKs come in order, so this also collects the acks of finals sent before it.
+            info.wait_for_publish(timeout)
+        except RuntimeError as err:
+            log.warning("could not publish the offline status: %s", err)
+
+    # -- the sender thread: the spool's only reader -------------------------------------------
+
+    def _run_sender(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._send_step()
+            except Exception:
+                # A spool or paho failure must not end delivery for good; the next event or
+                # ack retries.
+                log.exception("mqtt sender failed; retrying on the next event")
+
+    def _send_step(self) -> None:
+        with self._lock:
+            gen, connected = self._gen, self._state is ConnectionState.CONNECTED
+        # Acks are drained after reading `gen`: every ack of an older connection was queued
+        # before that connection's successor ran on_connect, so none is missed below.
+        self._apply_acks()
+        if gen != self._sent_gen:
+            # New connection: paho's copies were dropped in on_connect; re-drive from the
+            # oldest un-acknowledged final.
+            self._inflight.clear()
+            self._cursor = 0
+            self._sent_gen = gen
+        if not connected:
+            return
+        room = self._window - len(self._inflight)
+        if room <= 0:
+            return
+        for record in self._spool.after(self._cursor, room):
+            with self._lock:
+                if self._gen != gen or self._state is not ConnectionState.CONNECTED:
+                    self._wake.set()
+                    return
+                info = self._client.publish(record.topic, record.payload, qos=QOS_FINAL)
+            self._inflight[(gen, info.mid)] = record.id
+            self._cursor = record.id
+
+    def _apply_acks(self) -> None:
+        done = []
+        while True:
+            try:
+                key = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            record_id = self._inflight.pop(key, None)
+            if record_id is not None:
+                done.append(record_id)
+        if done:
+            self._spool.ack(done)
+            self._finals_sent += len(done)
+
+    # -- paho callbacks (paho's network thread) -----------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: Any,
+        properties: Any,
+    ) -> None:
+        try:
+            if reason.is_failure:
+                self._refused(str(reason))
+                return
+            with self._lock:
+                log.info(
+                    "connected to mqtt broker %s:%d (%s session, %d finals spooled)",
+                    self.host,
+                    self.port,
+                    "resumed" if flags.session_present else "new",
+                    self._spool.pending(),
+                )
+                dropped = client.drop_out_messages()
+                self._gen += 1
+                self._state = ConnectionState.CONNECTED
+                self._state_changed.notify_all()
+                for message in dropped:
+                    # Finals come back from the spool; replies are not spooled, so resend them.
+                    if message.topic == self.topics.cmd_reply:
+                        client.publish(message.topic, message.payload, qos=QOS_FINAL)
+                status = self._status or Status(device=self.device_id, utt=0, seq=0, state="online")
+                client.publish(self.topics.status, status.to_json(), qos=QOS_FINAL, retain=True)
+                if self._command_listener is not None:
+                    client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+                self._refusal = None
+                self._unreachable_logged = False
+            self._wake.set()
+        except Exception:
+            log.exception("mqtt on_connect failed")
+
+    def _refused(self, reason: str) -> None:
+        with self._lock:
+            if self._refusal != reason:  # once per distinct answer, not once per retry
+                log.error(
+                    "mqtt broker %s:%d refused the connection: %s (check mqtt.username, the "
+                    "password and the broker's ACL); retrying with back-off",
+                    self.host,
+                    self.port,
+                    reason,
+                )
+            self._refusal = reason
+            self._state = ConnectionState.REFUSED
+            self._state_changed.notify_all()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        with self._lock:
+            first = not self._unreachable_logged
+            self._unreachable_logged = True
+        if first:
+            log.warning(
+                "cannot reach mqtt broker %s:%d; retrying with back-off (finals are spooled)",
+                self.host,
+                self.port,
+            )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: Any,
+        properties: Any,
+    ) -> None:
+        with self._lock:
+            self._commands_ready = False
+            if self._state is ConnectionState.CONNECTED:
+                if not self._stopping.is_set():
+                    log.warning(
+                        "lost mqtt broker %s:%d (%s); reconnecting, finals are spooled",
+                        self.host,
+                        self.port,
+                        reason,
+                    )
+                self._state = ConnectionState.DISCONNECTED
+                self._state_changed.notify_all()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
+        # Runs while paho holds its outgoing-message lock: no self._lock here (see module doc).
+        self._acks.put((self._gen, mid))
+        self._wake.set()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        # `cmd` is the only subscription this client makes.
+        ok = all(not reason.is_failure for reason in reasons)
+        with self._lock:
+            self._commands_ready = ok and self._command_listener is not None
+            self._state_changed.notify_all()
+        if not ok:
+            log.error("mqtt broker refused the subscription to %s: %s", self.topics.cmd, reasons)
+
+    def _on_command_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
+        with self._lock:
+            listener = self._command_listener
+        if listener is None:
+            return
+        try:
+            listener(message.payload, bool(message.retain))
+        except Exception:
+            log.exception("command listener failed on a %d-byte payload", len(message.payload))
+
+
+class CommandServer:
+    """Answers `cmd`: validates each payload, runs `handle(command)` on its own thread,
+    publishes `{"v":1,"id":...,"ok":...}` on `cmd/reply`.
+
+    `handle` returns the reply's `result` (a JSON-serializable dict) or raises; an
+    EdgedError's message goes into the reply, any other exception is logged with its
+    traceback and answered as an internal error. Retained `cmd` messages are ignored.
+    """
+
+    def __init__(
+        self,
+        publisher: MqttPublisher,
+        handle: Callable[[AnyCommand], dict[str, Any] | None],
+        backlog: int = 32,
+    ) -> None:
+        self._publisher = publisher
+        self._handle = handle
+        self._queue: queue.Queue[AnyCommand | None] = queue.Queue(maxsize=backlog)
+        self._thread = threading.Thread(target=self._run, name="edged-cmd", daemon=True)
+        self._lock = threading.Lock()
+        self._counts = {
+            "received": 0,
+            "ignored_retained": 0,
+            "rejected": 0,
+            "busy": 0,
+            "ok": 0,
+            "failed": 0,
+        }
+
+    def start(self) -> None:
+        """Start the worker and subscribe to `cmd` (now, or on the next connect)."""
+        self._thread.start()
+        self._publisher.set_command_listener(self._on_payload)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the broker confirmed the `cmd` subscription; True if it did."""
+        return self._publisher.wait_subscribed(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Unsubscribe and stop the worker after the command it is running."""
+        self._publisher.set_command_listener(None)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """How many commands were received, ignored, rejected, refused as busy, ok, failed."""
+        with self._lock:
+            return dict(self._counts)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def _on_payload(self, payload: bytes, retained: bool) -> None:
+        # paho's thread: parsing is bounded by the 4 KiB payload limit, so bad commands are
+        # answered here and never reach the handler.
+        self._count("received")
+        if retained:
+            self._count("ignored_retained")
+            log.info("ignoring a retained command on %s", self._publisher.topics.cmd)
+            return
+        try:
+            command = parse_command(payload)
+        except CommandError as err:
+            self._count("rejected")
+            log.debug("rejected command (id %r): %s", err.request_id, err)
+            self._publisher.publish_reply(reply_error(err.request_id, err.op, str(err)))
+            return
+        try:
+            self._queue.put_nowait(command)
+        except queue.Full:
+            self._count("busy")
+            message = f"busy: {self._queue.maxsize} commands are waiting; try again later"
+            self._publisher.publish_reply(reply_error(command.id, command.op, message))
+
+    def _run(self) -> None:
+        while True:
+            command = self._queue.get()
+            if command is None:
+                return
+            self._publisher.publish_reply(self._execute(command))
+
+    def _execute(self, command: AnyCommand) -> bytes:
+        log.info("command %s (id %r)", command.op, command.id)
+        try:
+            result = self._handle(command)
+            reply = reply_ok(command, result)
+        except EdgedError as err:
+            self._count("failed")
+            log.warning("command %s (id %r) failed: %s", command.op, command.id, err)
+            return reply_error(command.id, command.op, str(err))
+        except Exception as err:
+            self._count("failed")
+            log.exception("command %s (id %r) raised", command.op, command.id)
+            return reply_error(
+                command.id, command.op, f"internal error: {type(err).__name__}: {err}"
+            )
+        self._count("ok")
+        return reply
