@@ -118,7 +118,7 @@ class Daemon:
         self._signals: queue.Queue[int] = queue.Queue()
         self._state = "starting"
         self._started = time.monotonic()
-        self._lock = threading.Lock()  # pipeline swaps (reload) vs. command handlers
+        self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
 
     # --- life cycle ------------------------------------------------------------------
 
