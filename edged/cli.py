@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
+        parents=[common],
         help="measure latency, throughput, memory and quality on recordings",
         description="Feed recordings (default: the bundled set) through the pipeline paced in "
         "real time and write bench.json, bench.md and plots; --compare adds the naive "

@@ -1,0 +1,117 @@
+"""`edged bench --compare` end to end on a two-clip set: real models, real pacing, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from edged.bench_set import build_set
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_compare_on_two_clips(models_dir: Path, speech_dir: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "set.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "lead_silence": 1.0,
+                "tail_silence": 1.5,
+                "clips": [
+                    {
+                        "file": "living_room_light_es.wav",
+                        "gap_after": 1.5,
+                        "utterances": [
+                            {
+                                "id": "es",
+                                "language": "es",
+                                "text": "Enciende la luz del salón.",
+                                "start": 0.18,
+                                "end": 1.71,
+                                "translations": {"en": ["Turn on the living room light."]},
+                            }
+                        ],
+                    },
+                    {
+                        "file": "living_room_light_en.wav",
+                        "gap_after": 0,
+                        "utterances": [
+                            {
+                                "id": "en",
+                                "language": "en",
+                                "text": "Turn on the living room light.",
+                                "start": 0.19,
+                                "end": 1.50,
+                                "translations": {"es": ["Enciende la luz del salón."]},
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
+    )
+    built = build_set(tmp_path / "set", speech_dir, models_dir, spec)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edged",
+            "bench",
+            "--audio",
+            str(built.audio),
+            "--manifest",
+            str(built.manifest_path),
+            "--out",
+            str(out),
+            "--compare",
+            "--from",
+            "en",
+            "--from",
+            "es",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=REPO,
+        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| figure | streaming | naive |" in proc.stdout
+    for name in (
+        "bench.json",
+        "bench.md",
+        "timeline.png",
+        "latency.png",
+        "events-streaming.jsonl",
+        "events-naive.jsonl",
+        "tts-streaming.wav",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["settings"]["threads"] == 2 and report["settings"]["targets"] == ["en", "es"]
+    assert report["machine"]["cores"] >= 1 and report["models"]["whisper-base"]["size_mb"] > 0
+    streaming, naive = report["runs"]["streaming"], report["runs"]["naive"]
+    for run in (streaming, naive):
+        assert run["latency_ms"]["final"]["n"] == 2
+        # identity "translations" (en->en) are events too
+        assert run["latency_ms"]["mt.en"]["n"] == 2 and run["latency_ms"]["mt.es"]["n"] == 2
+        assert run["latency_ms"]["tts"]["n"] == 2
+        # a final comes after the end of speech, never before it
+        assert run["latency_ms"]["final"]["min"] > 0
+        assert run["quality"]["asr"]["all"]["wer"] <= 0.25
+        assert run["quality"]["mt"]["en"]["engines"] == ["apertium"]
+        assert run["quality"]["tts_back"]["n"] == 2
+        assert run["throughput"]["rtf"]["asr"] > 0 and run["memory"]["peak_rss_mb"] > 50
+        assert run["frames"]["frames_in"] > 0 and run["silence"]["windows"] >= 1
+        assert run["errors"] == []
+    # what streaming buys: text while the person speaks; naive has no partials at all
+    assert streaming["latency_ms"]["first_partial"]["n"] == 2
+    assert naive["latency_ms"]["first_partial"]["n"] == 0 and naive["flicker"]["partials"] == 0
+    assert naive["events"].get("asr.partial", 0) == 0 and naive["events"].get("mt.interim", 0) == 0

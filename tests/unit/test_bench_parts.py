@@ -1,0 +1,137 @@
+"""The pieces the benchmark puts around the pipeline: the naive recognizer, the recording
+publisher with its capture sink, and the timed source."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edged.asr import Hypothesis, HypothesisKind
+from edged.audio import AudioChunk
+from edged.bench import (
+    CaptureSink,
+    Recorder,
+    SegmentRecognizer,
+    TimedSource,
+    add_arguments,
+    bench_config,
+)
+from edged.config import Config
+from edged.errors import ConfigError
+from edged.events import AsrFinal, TtsStart
+
+
+@dataclass(frozen=True)
+class Options:
+    first_partial_s: float = 0.6
+
+
+class EchoRecognizer:
+    """Partial on every accept, final on end: text is the number of samples it saw."""
+
+    def __init__(self) -> None:
+        self.options = Options()
+        self.calls: list[str] = []
+        self.samples = 0
+        self.t0 = -1.0
+
+    def begin(self, t0: float) -> None:
+        self.calls.append("begin")
+        self.t0, self.samples = t0, 0
+
+    def accept(self, samples: np.ndarray) -> list[Hypothesis]:
+        self.calls.append("accept")
+        self.samples += len(samples)
+        return [Hypothesis(HypothesisKind.PARTIAL, "p", "", "en", self.t0, 0.0)]
+
+    def end(self) -> list[Hypothesis]:
+        self.calls.append("end")
+        return [
+            Hypothesis(
+                HypothesisKind.FINAL, str(self.samples), str(self.samples), "en", self.t0, 1.0
+            )
+        ]
+
+    def set_languages(self, candidates: tuple[str, ...]) -> None:
+        self.calls.append(f"languages {candidates}")
+
+
+def test_naive_recognizer_decodes_once_after_the_segment_ends() -> None:
+    inner = EchoRecognizer()
+    naive = SegmentRecognizer(inner)
+    assert inner.options.first_partial_s == math.inf  # the engine's own partials are off
+    naive.begin(2.5)
+    assert naive.accept(np.zeros(100, np.float32)) == []
+    assert naive.accept(np.zeros(60, np.float32)) == []
+    assert inner.calls == []  # nothing decoded while the person speaks
+    (final,) = naive.end()
+    assert final.kind is HypothesisKind.FINAL and final.text == "160" and final.t0 == 2.5
+    assert inner.calls == ["begin", "accept", "end"]
+    naive.begin(5.0)
+    assert naive.end()[0].text == "0"  # an empty segment: no audio left over
+    naive.set_languages(("en",))
+    assert inner.calls[-1] == "languages ('en',)"
+
+
+def test_recorder_keeps_arrival_times_and_routes_speech_to_its_utterance() -> None:
+    recorder = Recorder()
+    sink = CaptureSink(recorder)
+    recorder.publish(AsrFinal(device="d", utt=3, seq=1, src="en", text="x", t0=0, t1=1, lat_ms=1))
+    recorder.publish(TtsStart(device="d", utt=3, seq=2, lang="en", voice="v", text="x", lat_ms=1))
+    sink.play(np.ones(10, np.float32), 22050)
+    sink.play(np.ones(5, np.float32), 22050)
+    recorder.publish(TtsStart(device="d", utt=4, seq=1, lang="en", voice="v", text="y", lat_ms=1))
+    sink.play(np.ones(7, np.float32), 22050)
+    assert [e.type for _, e in recorder.received] == ["asr.final", "tts.start", "tts.start"]
+    rx = [t for t, _ in recorder.received]
+    assert rx == sorted(rx)
+    assert {u: sum(len(p) for p in parts) for u, parts in sink.audio.items()} == {3: 15, 4: 7}
+    assert sink.sample_rate == 22050
+
+
+class ListSource:
+    def __init__(self, chunks: list[AudioChunk]) -> None:
+        self._chunks = chunks
+        self.closed = False
+
+    def chunks(self):  # type: ignore[no-untyped-def]
+        yield from self._chunks
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_timed_source_notes_each_chunk() -> None:
+    chunks = [AudioChunk(np.zeros(512, np.float32), i * 512, 10.0 + i) for i in range(3)]
+    source = TimedSource(ListSource(chunks))
+    assert list(source.chunks()) == chunks
+    assert source.ends == [512, 1024, 1536] and source.arrivals == [10.0, 11.0, 12.0]
+    assert source.cpu == sorted(source.cpu)
+    source.close()
+    assert source.inner.closed
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_bench_config_applies_threads_targets_and_engine() -> None:
+    c = bench_config(
+        Config(), _args("--threads", "4", "--asr", "sherpa", "--to", "de"), Path("x.wav")
+    )
+    assert (c.asr.threads, c.mt.threads, c.tts.threads) == (4, 2, 2)
+    assert c.asr.engine == "sherpa" and c.mt.targets == ("de",)
+    assert c.audio.realtime and c.audio.path == "x.wav" and c.tts.output == ""
+    assert c.playback.gate_tail == 0.0
+    default = bench_config(Config(), _args(), Path("x.wav"))
+    assert default.mt.targets == ("en", "es") and default.asr.threads == 2
+    assert not bench_config(Config(), _args("--no-tts"), Path("x.wav")).tts.enabled
+    with pytest.raises(ConfigError, match="--threads"):
+        bench_config(Config(), _args("--threads", "0"), Path("x.wav"))
