@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import multiprocessing
 import os
 import platform
@@ -127,15 +126,13 @@ class SegmentRecognizer:
     """The naive recognizer: holds each VAD segment's audio and decodes it once, after the
     segment has ended; partials are never produced.
 
-    Whisper's own partial decoding is switched off through its options (first partial
-    after infinite audio) so the single pass is not preceded by a wasted partial decode.
+    For Whisper the naive run also sets asr.whisper.partials = false, so the single pass
+    is not preceded by a wasted partial decode; the wrapper keeps any engine (sherpa too)
+    from publishing partials.
     """
 
     def __init__(self, inner: Recognizer) -> None:
         self.inner = inner
-        options = getattr(inner, "options", None)
-        if options is not None and hasattr(options, "first_partial_s"):
-            inner.options = dataclasses.replace(options, first_partial_s=math.inf)  # type: ignore[attr-defined]
         self._parts: list[np.ndarray] = []
         self._t0 = 0.0
 
@@ -229,6 +226,9 @@ def run_mode(
 
     if mode == "naive":
         config = replace(config, "mt", interim=False)
+        config = replace(
+            config, "asr", whisper=dataclasses.replace(config.asr.whisper, partials=False)
+        )
     prepared = prepare(config)  # fresh translators per run: a closed router is not reused
     started = time.monotonic()
     engines = prepared.load()
@@ -239,7 +239,9 @@ def run_mode(
     source = TimedSource(WavSource(audio, realtime=True, tail_silence=tail_silence))
     recorder = Recorder()
     sink = CaptureSink(recorder) if config.tts.enabled else None
-    pipeline = build_pipeline(prepared, engines, source, sink, [recorder])
+    # --gate-tail reproduces the daemon's half-duplex muting as if the sink were a speaker.
+    half_duplex = config.playback.gate_tail > 0
+    pipeline = build_pipeline(prepared, engines, source, sink, [recorder], half_duplex=half_duplex)
     rss_start_kb = _status_kb("VmRSS")
     hwm_reset = _reset_peak_rss()
     cpu0, wall0 = time.process_time(), time.monotonic()

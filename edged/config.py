@@ -51,6 +51,7 @@ class VadConfig:
 @dataclass(frozen=True)
 class WhisperConfig:
     bundle: str = "whisper-base"
+    partials: bool = True  # false: decode each utterance once, after it ends (no partials)
     compute_type: str = field(default="int8", metadata=_choices("int8", "int8_float32", "float32"))
     beam_size: int = field(default=2, metadata=_range(1, 8))
     partial_interval: float = field(default=1.0, metadata=_range(0.2, 10))
@@ -246,6 +247,8 @@ def replace(config: Config, section: str, **changes: Any) -> Config:
         if f is None:
             raise ConfigError(f"unknown config key '{name}'")
         hint = typing.get_type_hints(type(target))[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, hint):
+            continue  # a whole section, already built and validated
         _convert(hint, list(value) if isinstance(value, tuple) else value, name, f.metadata)
     updated = dataclasses.replace(target, **changes)
     return updated if not section else dataclasses.replace(config, **{section: updated})

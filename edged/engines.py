@@ -197,6 +197,7 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
     w = c.whisper
     options = WhisperOptions(
         threads=c.threads,
+        partials=w.partials,
         compute_type=w.compute_type,
         beam_size=w.beam_size,
         partial_interval_s=w.partial_interval,

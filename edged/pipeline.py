@@ -237,6 +237,7 @@ class Pipeline:
         interim: bool = True,
         interim_interval: float = 0.5,
         queue_seconds: float = 10.0,
+        half_duplex: bool = False,
         gate_tail: float = 0.3,
     ) -> None:
         self.source = source
@@ -256,6 +257,7 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.mic_gate = MicGate()
         self._hushed = threading.Event()
+        self.half_duplex = half_duplex  # a speaker the microphone can hear
         self.gate_tail = gate_tail
         self.heartbeat: dict[str, float] = {}
         self._frames: queue.Queue[AudioChunk | object] = queue.Queue(
@@ -367,7 +369,7 @@ class Pipeline:
             for chunk in self.source.chunks():
                 self._beat("capture")
                 self.stats.frames_in += 1
-                if self.mic_gate.closed or not self.settings.listening:
+                if (self.half_duplex and self.mic_gate.closed) or not self.settings.listening:
                     self.stats.frames_gated += 1
                     continue
                 if self.realtime:

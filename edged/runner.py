@@ -32,8 +32,13 @@ def build_pipeline(
     source: AudioSource,
     sink: AudioSink | None,
     publishers: list[Publisher],
+    half_duplex: bool = False,
 ) -> Pipeline:
-    """The one place a Pipeline is assembled from a config (translate, daemon, benchmark)."""
+    """The one place a Pipeline is assembled from a config (translate, daemon, benchmark).
+
+    `half_duplex`: the sink is a speaker the source's microphone hears, so capture is muted
+    while it speaks (plus playback.gate_tail).
+    """
     c = prepared.config
     return Pipeline(
         device=c.device_id,
@@ -49,6 +54,7 @@ def build_pipeline(
         interim=c.mt.interim,
         interim_interval=c.mt.interim_interval,
         queue_seconds=c.audio.queue_seconds,
+        half_duplex=half_duplex,
         gate_tail=c.playback.gate_tail,
     )
 

@@ -224,7 +224,11 @@ class Daemon:
         elif config.publish.jsonl:
             stream = open(config.publish.jsonl, "a", encoding="utf-8")  # noqa: SIM115
             publishers.append(JsonlPublisher(stream, config.publish.interim, owns_stream=True))
-        pipeline = build_pipeline(prepared, engines, source, sink, publishers)
+        speaker = not isinstance(sink, NullSink)
+        microphone = config.audio.source == "alsa"
+        pipeline = build_pipeline(
+            prepared, engines, source, sink, publishers, half_duplex=speaker and microphone
+        )
         pipeline.start()
         with self._lock:
             self.prepared, self.config = prepared, config

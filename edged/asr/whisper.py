@@ -43,6 +43,7 @@ class WhisperOptions:
 
     threads: int = 2
     compute_type: str = "int8"
+    partials: bool = True  # re-decode while the person speaks; False: only the final
     beam_size: int = 2  # finals; partials are greedy
     partial_interval_s: float = 1.0  # minimum new audio between partial re-decodes
     first_partial_s: float = 0.6  # speech before the first partial
@@ -150,7 +151,7 @@ class WhisperRecognizer:
 
     def _partial_due(self) -> bool:
         o = self.options
-        if self._filled < o.first_partial_s * SAMPLE_RATE:
+        if not o.partials or self._filled < o.first_partial_s * SAMPLE_RATE:
             return False
         # Never spend more than ~80% of real time re-decoding, or the queue grows.
         interval = max(o.partial_interval_s, self._last_decode_s * 1.25)

@@ -4,7 +4,6 @@ publisher with its capture sink, and the timed source."""
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +63,6 @@ class EchoRecognizer:
 def test_naive_recognizer_decodes_once_after_the_segment_ends() -> None:
     inner = EchoRecognizer()
     naive = SegmentRecognizer(inner)
-    assert inner.options.first_partial_s == math.inf  # the engine's own partials are off
     naive.begin(2.5)
     assert naive.accept(np.zeros(100, np.float32)) == []
     assert naive.accept(np.zeros(60, np.float32)) == []
