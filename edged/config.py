@@ -57,7 +57,8 @@ class WhisperConfig:
     partial_interval: float = field(default=1.0, metadata=_range(0.2, 10))
     first_partial: float = field(default=0.6, metadata=_range(0.2, 5))
     partial_window: float = field(default=10.0, metadata=_range(2, 30))
-    final_window: float = field(default=30.0, metadata=_range(2, 30))
+    final_window: float = field(default=10.0, metadata=_range(2, 30))
+    translate_window: float = field(default=30.0, metadata=_range(2, 30))
     agreement: int = field(default=2, metadata=_range(2, 5))
     lid_margin: float = field(default=0.2, metadata=_range(0, 1))
 
@@ -110,7 +111,7 @@ class TtsConfig:
 
 @dataclass(frozen=True)
 class PublishConfig:
-    jsonl: str = "-"  # "-" = stdout, a path, or "" for none
+    jsonl: str = ""  # the daemon's JSON Lines copy: "-" = stdout, a path, or "" for none
     interim: bool = True  # publish partials and interim translations
 
 
@@ -247,7 +248,7 @@ def replace(config: Config, section: str, **changes: Any) -> Config:
         if f is None:
             raise ConfigError(f"unknown config key '{name}'")
         hint = typing.get_type_hints(type(target))[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
             continue  # a whole section, already built and validated
         _convert(hint, list(value) if isinstance(value, tuple) else value, name, f.metadata)
     updated = dataclasses.replace(target, **changes)

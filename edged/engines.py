@@ -204,6 +204,7 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
         first_partial_s=w.first_partial,
         partial_window_s=w.partial_window,
         final_window_s=w.final_window,
+        translate_window_s=w.translate_window,
         agreement=w.agreement,
         lid_margin=w.lid_margin,
         translate_to_english=prepared.whisper_translates,

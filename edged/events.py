@@ -70,6 +70,8 @@ class AsrPartial(Event):
     t0: float
     t1: float
     lat_ms: int
+    tokens: list[str] | None = None  # the model's tokens, where the engine gives them,
+    token_t0: list[float] | None = None  # and when each starts on the audio timeline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +84,8 @@ class AsrFinal(Event):
     t0: float
     t1: float
     lat_ms: int
+    tokens: list[str] | None = None
+    token_t0: list[float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +174,9 @@ def _json_type(hint: Any) -> dict[str, Any]:
     if origin in (typing.Union, types.UnionType):
         options = [_json_type(a) for a in typing.get_args(hint) if a is not type(None)]
         return options[0] if len(options) == 1 else {"anyOf": options}
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return {"type": "array", "items": _json_type(item)}
     simple = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}
     return {"type": simple[origin or hint]}
 

@@ -457,7 +457,7 @@ class Pipeline:
                 utt_open = self._open_utterance(h.t0)
             arrived = self.clock.arrival(h.t1)
             lat_ms = int((time.monotonic() - arrived) * 1000)
-            common: dict[str, Any] = dict(
+            common: dict[str, Any] = _token_fields(h) | dict(
                 device=self.device,
                 utt=self._utt,
                 seq=0,
@@ -600,6 +600,13 @@ class Pipeline:
 
     def _emit_error(self, utt: int, code: str, message: str) -> None:
         self.bus.emit(Error(device=self.device, utt=utt, seq=0, code=code, message=message))
+
+
+def _token_fields(h: Hypothesis) -> dict[str, Any]:
+    """The model's tokens and their start times, for engines that give them."""
+    if not h.tokens:
+        return {}
+    return {"tokens": [t for t, _ in h.tokens], "token_t0": [s for _, s in h.tokens]}
 
 
 def _clip(h: Hypothesis, t1: float) -> Hypothesis:

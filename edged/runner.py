@@ -69,17 +69,10 @@ def run_file(prepared: Prepared, stdin: BinaryIO | None) -> int:
         else WavSource(Path(c.audio.path), realtime=c.audio.realtime)
     )
     sink = WavFileSink(Path(c.tts.output)) if c.tts.enabled and c.tts.output else None
-    publishers: list[Publisher] = []
-    if c.publish.jsonl == "-":
-        publishers.append(JsonlPublisher(sys.stdout, interim=c.publish.interim))
-    elif c.publish.jsonl:
-        publishers.append(
-            JsonlPublisher(
-                open(c.publish.jsonl, "a", encoding="utf-8"),  # noqa: SIM115
-                interim=c.publish.interim,
-                owns_stream=True,
-            )
-        )
+    publishers: list[Publisher] = [JsonlPublisher(sys.stdout, interim=c.publish.interim)]
+    if c.publish.jsonl not in ("", "-"):
+        stream = open(c.publish.jsonl, "a", encoding="utf-8")  # noqa: SIM115
+        publishers.append(JsonlPublisher(stream, interim=c.publish.interim, owns_stream=True))
     engines = prepared.load()
     pipeline = build_pipeline(prepared, engines, source, sink, publishers)
     try:

@@ -21,7 +21,8 @@ class Hypothesis:
     `stable` is the prefix of `text` the recognizer will not retract (what interim
     translation may use); for a final it equals `text`. `t0`/`t1` are seconds on the
     audio timeline. `translation_en` is set by engines that translate speech to
-    English themselves (Whisper's translate task) on finals.
+    English themselves (Whisper's translate task) on finals. `tokens` are the model's
+    tokens with their start times on the audio timeline, where the engine gives them.
     """
 
     kind: HypothesisKind
@@ -31,6 +32,7 @@ class Hypothesis:
     t0: float
     t1: float
     translation_en: str | None = None
+    tokens: tuple[tuple[str, float], ...] = ()
 
 
 class Recognizer(Protocol):

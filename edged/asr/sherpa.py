@@ -705,8 +705,10 @@ class SherpaRecognizer:
             out.append(pending)
         return out
 
-    def _result(self, stream: sherpa_onnx.OnlineStream) -> tuple[str, float, float]:
-        """(raw text, utterance t0, t1) on the audio timeline."""
+    def _result(
+        self, stream: sherpa_onnx.OnlineStream
+    ) -> tuple[str, float, float, tuple[tuple[str, float], ...]]:
+        """(raw text, utterance t0, t1, (token, start) pairs) on the audio timeline."""
         r = self._recognizer.get_result_all(stream)
         text = r.text.strip()
         heard = self._origin + self._fed / SAMPLE_RATE
@@ -716,7 +718,11 @@ class SherpaRecognizer:
             self._utt_t0 = min(segment + stamps[0], heard) if stamps else segment
         t0 = self._utt_t0 if self._utt_t0 is not None else segment
         t1 = min(segment + stamps[-1] + OUTPUT_FRAME_S, heard) if stamps else heard
-        return text, t0, max(t0, t1)
+        tokens = tuple(
+            (token, round(segment + stamp, 3))
+            for token, stamp in zip(r.tokens, stamps, strict=False)
+        )
+        return text, t0, max(t0, t1), tokens
 
     def _lang(self, text: str) -> str:
         with self._lock:
@@ -728,14 +734,14 @@ class SherpaRecognizer:
         return candidates[0]
 
     def _partial(self, stream: sherpa_onnx.OnlineStream) -> Hypothesis | None:
-        raw, t0, t1 = self._result(stream)
+        raw, t0, t1, tokens = self._result(stream)
         if not raw or raw == self._last:
             return None
         self._last = raw
         lang = self._lang(raw)
         text = self.punctuator.partial(raw, lang)
         stable = self._stable(text)
-        return Hypothesis(HypothesisKind.PARTIAL, text, stable, lang, t0, t1)
+        return Hypothesis(HypothesisKind.PARTIAL, text, stable, lang, t0, t1, tokens=tokens)
 
     def _stable(self, text: str) -> str:
         units = list(_UNIT.finditer(text))
@@ -759,9 +765,9 @@ class SherpaRecognizer:
         return self._stable_text
 
     def _final(self, stream: sherpa_onnx.OnlineStream) -> Hypothesis | None:
-        raw, t0, t1 = self._result(stream)
+        raw, t0, t1, tokens = self._result(stream)
         if not raw:
             return None
         lang = self._lang(raw)
         text = self.punctuator.final(raw, lang)
-        return Hypothesis(HypothesisKind.FINAL, text, text, lang, t0, t1)
+        return Hypothesis(HypothesisKind.FINAL, text, text, lang, t0, t1, tokens=tokens)

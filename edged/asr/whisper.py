@@ -48,7 +48,8 @@ class WhisperOptions:
     partial_interval_s: float = 1.0  # minimum new audio between partial re-decodes
     first_partial_s: float = 0.6  # speech before the first partial
     partial_window_s: float = 10.0  # encoder window for partials (shorter is faster)
-    final_window_s: float = 30.0  # encoder window for finals (Whisper's native 30 s)
+    final_window_s: float = 10.0  # encoder window for finals (grows with longer speech)
+    translate_window_s: float = 30.0  # encoder window for the speech->English task
     agreement: int = 2
     lid_margin: float = 0.2  # best minus second candidate probability to switch language
     translate_to_english: bool = False
@@ -198,6 +199,11 @@ class WhisperRecognizer:
         if self.options.translate_to_english:
             english = decoded.text
             if lang != "en":
+                # Base's translate task degrades on a short window ("How do you call Tuf?"
+                # for "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
+                window = self.options.translate_window_s
+                if window != self.options.final_window_s:
+                    encoded = self._encode(audio, window)
                 english = self._decode(encoded, lang, "translate", [], self.options.beam_size).text
         t1 = self._t0 + self._filled / SAMPLE_RATE
         return Hypothesis(

@@ -45,8 +45,12 @@ def test_sherpa_engine_gives_the_same_event_vocabulary(edged, beckett, sherpa_co
     # Same types with the same fields as the Whisper run.
     assert {t for t, _ in shape(sherpa.events)} == {t for t, _ in shape(whisper.events)}
     fields = dict(shape(whisper.events))
+    token_fields = {"tokens", "token_t0"}  # sherpa models give token times; Whisper here not
     for kind, names in shape(sherpa.events):
-        assert names == fields[kind], kind
+        assert names - token_fields == fields[kind], kind
+    for final in finals:
+        assert len(final["tokens"]) == len(final["token_t0"]) > 0
+        assert final["t0"] - 0.05 <= final["token_t0"][0] <= final["token_t0"][-1] <= final["t1"]
     # One speech.start per utterance, partials before each final.
     for utt in {e["utt"] for e in sherpa.events}:
         types = [e["type"] for e in sherpa.events if e["utt"] == utt]

@@ -15,6 +15,16 @@ def sample_events() -> list[Event]:
         events.SpeechStart(t0=1.0, **common),
         AsrPartial(src="es", text="Enciende la", stable="Enciende", t0=1, t1=2, lat_ms=5, **common),
         events.AsrFinal(src="es", text="Enciende la luz.", t0=1, t1=2.5, lat_ms=9, **common),
+        events.AsrFinal(
+            src="en",
+            text="Do re.",
+            t0=1,
+            t1=2,
+            lat_ms=9,
+            tokens=["DO", "RE"],
+            token_t0=[1.04, 1.6],
+            **common,
+        ),
         events.MtInterim(
             src="es", tgt="en", text="Turn on", engine="apertium", t0=1, t1=2, lat_ms=3, **common
         ),
