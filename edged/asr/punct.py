@@ -128,7 +128,7 @@ def _first(folder: Path, names: tuple[str, ...]) -> Path:
 
 def _check_model(model: Path) -> None:
     """sherpa-onnx exit()s on a model without these keys; refuse it here instead."""
-    from edged.asr.sherpa import read_onnx_info
+    from edged.onnxinfo import read_onnx_info
 
     keys = ("COMMA", "PERIOD", "QUESTION", "UPPER", "CAP", "MIX_CASE")
     missing = [k for k in keys if k not in read_onnx_info(model).metadata]

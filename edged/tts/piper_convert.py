@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
 import os
 from pathlib import Path
 from typing import Any
 
 from edged.errors import ModelError
+from edged.onnxinfo import read_onnx_info
 
 log = logging.getLogger(__name__)
 
@@ -121,73 +121,5 @@ def _write_atomically(path: Path, blob: bytes) -> None:
 
 
 def read_metadata(onnx_path: Path) -> dict[str, str]:
-    """The metadata_props of an ONNX model, read without parsing (or reading) its weights."""
-
-    try:
-        with open(onnx_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return _scan_metadata(mm)
-    except (OSError, ValueError, IndexError) as exc:
-        raise ModelError(f"{onnx_path}: not a readable ONNX model ({exc})") from exc
-
-
-# ModelProto field numbers (onnx.proto3): a text file can happen to parse as protobuf, so
-# anything outside these, or a model without ir_version and graph, is not an ONNX model.
-_IR_VERSION_FIELD = 1
-_GRAPH_FIELD = 7
-_METADATA_FIELD = 14
-_MODEL_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25, 26})
-
-
-def _scan_metadata(blob: bytes | mmap.mmap) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    seen: set[int] = set()
-    pos = 0
-    while pos < len(blob):
-        tag, pos = _varint(blob, pos)
-        field, wire = tag >> 3, tag & 7
-        if wire == 0:
-            _, pos = _varint(blob, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            size, pos = _varint(blob, pos)
-            if field == _METADATA_FIELD:
-                key, value = _string_pair(bytes(blob[pos : pos + size]))
-                metadata[key] = value
-            pos += size
-        else:
-            raise ValueError(f"unexpected protobuf wire type {wire} at byte {pos}")
-        if field not in _MODEL_FIELDS:
-            raise ValueError(f"field {field} is not part of an ONNX ModelProto")
-        seen.add(field)
-    if pos != len(blob):
-        raise ValueError("truncated protobuf")
-    if not {_IR_VERSION_FIELD, _GRAPH_FIELD} <= seen:
-        raise ValueError("no ir_version or graph")
-    return metadata
-
-
-def _string_pair(entry: bytes) -> tuple[str, str]:
-    fields = {1: "", 2: ""}
-    pos = 0
-    while pos < len(entry):
-        tag, pos = _varint(entry, pos)
-        size, pos = _varint(entry, pos)
-        fields[tag >> 3] = entry[pos : pos + size].decode("utf-8", errors="replace")
-        pos += size
-    return fields[1], fields[2]
-
-
-def _varint(blob: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = blob[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError(f"bad protobuf varint at byte {pos}")
+    """The metadata_props of an ONNX model, read without loading its weights."""
+    return read_onnx_info(onnx_path).metadata

@@ -13,8 +13,9 @@ import onnx
 import pytest
 import tiny_sherpa as ts
 
-from edged.asr.sherpa import ModelKind, inspect_bundle, read_onnx_info
+from edged.asr.sherpa import ModelKind, inspect_bundle
 from edged.errors import ModelError
+from edged.onnxinfo import read_onnx_info
 
 
 @pytest.fixture(scope="module")
