@@ -115,3 +115,71 @@ def test_bench_compare_on_two_clips(models_dir: Path, speech_dir: Path, tmp_path
     assert streaming["latency_ms"]["first_partial"]["n"] == 2
     assert naive["latency_ms"]["first_partial"]["n"] == 0 and naive["flicker"]["partials"] == 0
     assert naive["events"].get("asr.partial", 0) == 0 and naive["events"].get("mt.interim", 0) == 0
+
+
+def test_bench_runs_the_sherpa_recognizer(
+    models_dir: Path, speech_dir: Path, tmp_path: Path
+) -> None:
+    """The same benchmark with asr.engine = sherpa, on the tiny test-built streaming model
+    (tests/tiny_sherpa.py): it cannot transcribe, so only the plumbing is checked."""
+    import tiny_sherpa
+
+    bundle = tiny_sherpa.build_zipformer2_ctc(tmp_path / "tiny-sherpa")
+    config = tmp_path / "sherpa.toml"
+    config.write_text(f'[asr]\nengine = "sherpa"\n[asr.sherpa]\nbundle = "{bundle}"\n')
+    spec = tmp_path / "set.json"
+    utterance = {
+        "id": "en",
+        "language": "en",
+        "text": "Turn on the living room light.",
+        "start": 0.19,
+        "end": 1.50,
+        "translations": {"es": ["Enciende la luz."]},
+    }
+    spec.write_text(
+        json.dumps(
+            {
+                "lead_silence": 1.0,
+                "tail_silence": 1.5,
+                "clips": [
+                    {"file": "living_room_light_en.wav", "gap_after": 0, "utterances": [utterance]}
+                ],
+            }
+        )
+    )
+    built = build_set(tmp_path / "set", speech_dir, models_dir, spec)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edged",
+            "bench",
+            "-c",
+            str(config),
+            "--asr",
+            "sherpa",
+            "--audio",
+            str(built.audio),
+            "--manifest",
+            str(built.manifest_path),
+            "--out",
+            str(out),
+            "--from",
+            "en",
+            "--to",
+            "es",
+            "--no-tts",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=REPO,
+        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    run = report["runs"]["streaming"]
+    assert run["errors"] == []
+    assert run["latency_ms"]["final"]["n"] >= 1 and run["latency_ms"]["first_partial"]["n"] >= 1
+    assert run["throughput"]["rtf"]["asr"] > 0
