@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,20 @@ class Engines:
         result = plan.translate(hypothesis.text, hypothesis.translation_en if final else None)
         return result.text, result.engine
 
+    def retarget(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> None:
+        """Check every pair has a path (ConfigError if not) and tell the recognizer which
+        source languages need its own speech->English translation."""
+        plans = self.router.check(languages, targets, key="targets")
+        if hasattr(self.recognizer, "speech_translation"):
+            self.recognizer.speech_translation = speech_translated(plans)
+
     def close(self) -> None:
         self.router.close()
+
+
+def speech_translated(plans: Iterable[TranslationPlan]) -> frozenset[str]:
+    """Source languages whose plans start with Whisper's speech->English task."""
+    return frozenset(p.src for p in plans if p.uses_whisper)
 
 
 @dataclass(frozen=True)
@@ -82,10 +94,6 @@ class Prepared:
         return Engines(
             segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
         )
-
-    @property
-    def whisper_translates(self) -> bool:
-        return any(p.uses_whisper for p in self.plans)
 
 
 def prepare(config: Config) -> Prepared:
@@ -207,9 +215,10 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
         translate_window_s=w.translate_window,
         agreement=w.agreement,
         lid_margin=w.lid_margin,
-        translate_to_english=prepared.whisper_translates,
     )
-    return WhisperRecognizer(prepared.bundles[w.bundle], prepared.languages, options)
+    recognizer = WhisperRecognizer(prepared.bundles[w.bundle], prepared.languages, options)
+    recognizer.speech_translation = speech_translated(prepared.plans)
+    return recognizer
 
 
 def _load_sherpa(prepared: Prepared) -> Recognizer:

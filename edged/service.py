@@ -431,7 +431,8 @@ class Daemon:
         for code in languages:
             if code not in self.prepared.languages and self.config.asr.engine == "sherpa":
                 raise ConfigError(f"the sherpa model does not recognise '{code}'")
-        self.prepared.router.check(languages, targets, key="targets")
+        if self.engines is not None:
+            self.engines.retarget(languages, targets)
 
     def _stop_playback(self) -> None:
         if self.pipeline is not None:

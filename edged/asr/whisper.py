@@ -52,7 +52,6 @@ class WhisperOptions:
     translate_window_s: float = 30.0  # encoder window for the speech->English task
     agreement: int = 2
     lid_margin: float = 0.2  # best minus second candidate probability to switch language
-    translate_to_english: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,10 @@ class WhisperRecognizer:
             )
         }
         self.set_languages(languages)
+        # Languages whose finals also get Whisper's speech->English task: only those a
+        # translation plan needs it for (it costs a second encoder pass). Replaced whole,
+        # never mutated, so another thread may set it (see Engines.retarget).
+        self.speech_translation: frozenset[str] = frozenset()
         self._buffer = np.zeros(int(MAX_SEGMENT_S * SAMPLE_RATE), dtype=np.float32)
         self._filled = 0
         self._t0 = 0.0
@@ -196,15 +199,13 @@ class WhisperRecognizer:
             return None
         self._previous = (lang, decoded.token_ids[-_PREVIOUS_TOKENS:])
         english = None
-        if self.options.translate_to_english:
-            english = decoded.text
-            if lang != "en":
-                # Base's translate task degrades on a short window ("How do you call Tuf?"
-                # for "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
-                window = self.options.translate_window_s
-                if window != self.options.final_window_s:
-                    encoded = self._encode(audio, window)
-                english = self._decode(encoded, lang, "translate", [], self.options.beam_size).text
+        if lang in self.speech_translation and lang != "en":
+            # Base's translate task degrades on a short window ("How do you call Tuf?" for
+            # "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
+            window = self.options.translate_window_s
+            if window != self.options.final_window_s:
+                encoded = self._encode(audio, window)
+            english = self._decode(encoded, lang, "translate", [], self.options.beam_size).text
         t1 = self._t0 + self._filled / SAMPLE_RATE
         return Hypothesis(
             HypothesisKind.FINAL, decoded.text, decoded.text, lang, self._t0, t1, english
