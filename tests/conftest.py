@@ -8,12 +8,13 @@ import os
 import re
 import subprocess
 import sys
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from edged.audio import wavwrite
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
@@ -61,12 +62,8 @@ def speech_dir() -> Path:
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    """16-bit mono WAV from float samples."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    """16-bit mono WAV from float samples (edged's own writer)."""
+    wavwrite.write_wav(path, samples, rate)
     return path
 
 

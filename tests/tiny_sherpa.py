@@ -453,15 +453,10 @@ def bursts(
 
 
 def write_wav(path: Path, samples: np.ndarray) -> Path:
-    """16-bit mono PCM WAV at SAMPLE_RATE."""
-    import wave
+    """16-bit mono PCM WAV at SAMPLE_RATE (edged's own writer)."""
+    from edged.audio.wavwrite import write_wav as write
 
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
+    write(path, samples, SAMPLE_RATE)
     return path
 
 

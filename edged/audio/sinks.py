@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import soxr
 
+from edged.audio.wavwrite import write_wav
 from edged.errors import AudioError
 
 
@@ -33,15 +33,7 @@ class WavFileSink:
 
     def close(self) -> None:
         audio = np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-        try:
-            with wave.open(str(self.path), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(self._rate or 22050)
-                out.writeframes(pcm.tobytes())
-        except OSError as exc:
-            raise AudioError(f"{self.path}: cannot write: {exc.strerror}") from exc
+        write_wav(self.path, audio, self._rate or 22050)
 
 
 class NullSink:
