@@ -41,6 +41,7 @@ _MODE_NAME = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")  # variants (spa-eng_US)
 # Reserved in Apertium's stream format; the deformatter backslash-escapes them.
 _RESERVED = frozenset("\\[]^$/<>@{}*#~")
 _WHITESPACE = re.compile(r"\s+")
+_SETTLE_S = 1.0  # how long an empty answer waits to tell a dying pipeline from a real one
 _READ_CHUNK = 65536
 _STDERR_TAIL = 400
 _STDERR_KEEP = 1 << 20
@@ -154,9 +155,19 @@ class _Pipeline:
         answer, _, self._pending = self._pending.partition(b"\0")
         # a stage that dies makes the ones after it flush a NUL at end of input: an empty
         # answer that is not one
-        if not self.alive():
+        if not self.alive() or (not answer.strip() and self._ends_within(_SETTLE_S)):
             raise _PipelineDied
         return answer
+
+    def _ends_within(self, seconds: float) -> bool:
+        """Whether the last stage exits within `seconds`. An empty answer may be the NUL the
+        stages after a dying one flush at end of input, read before the dead stage is
+        reapable (the kernel closes its pipes before it becomes a zombie)."""
+        try:
+            self.stages[-1].wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def stderr_tail(self) -> str:
         """The end of what the pipeline wrote to stderr, for error messages."""
