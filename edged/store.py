@@ -182,6 +182,8 @@ def print_list(catalogue: Catalogue, models_dir: Path, stream: TextIO | None = N
     for row in rows:
         size = f"{row.size / MB:.1f} MB" if row.size is not None else "?"
         langs = ",".join(row.languages) or "-"
+        if len(langs) > 24:  # NLLB: 107 languages would push the table off the screen
+            langs = f"{len(row.languages)} languages"
         out.write(f"{row.name:<{width}}  {row.kind:<16} {langs:<10} {size:>9}  {row.state.value}\n")
         if row.detail:
             out.write(f"{'':<{width}}    {row.detail}\n")
