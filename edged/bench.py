@@ -41,6 +41,7 @@ from edged.audio import AudioChunk
 from edged.config import Config, replace
 from edged.errors import ConfigError, EdgedError
 from edged.events import Event, TtsStart
+from edged.options import add_engine_options, apply_engine_options
 
 log = logging.getLogger(__name__)
 
@@ -591,29 +592,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run the naive alternative (VAD-cut, no partials) and report both side by side",
     )
-    parser.add_argument("--asr", choices=("whisper", "sherpa"), help="recognizer engine")
-    parser.add_argument(
-        "--from",
-        dest="src",
-        action="append",
-        metavar="LANG",
-        help="source languages (repeat; default from config); the bundled set "
-        "keeps only clips in these languages",
-    )
-    parser.add_argument(
-        "--to",
-        dest="targets",
-        action="append",
-        metavar="LANG",
-        help="target languages (repeat; default: en es)",
-    )
-    parser.add_argument(
-        "--mt",
-        action="append",
-        choices=("ct2", "apertium", "whisper"),
-        metavar="ENGINE",
-        help="translation engines in order of preference",
-    )
+    add_engine_options(parser, targets_default=" ".join(DEFAULT_TARGETS))
     parser.add_argument("--no-tts", action="store_true", help="no speech synthesis")
     parser.add_argument(
         "--gate-tail",
@@ -639,20 +618,12 @@ def bench_config(config: Config, args: argparse.Namespace, audio: Path) -> Confi
         raise ConfigError(f"--threads {threads}: allowed 1 to 16")
     config = replace(config, "audio", source="wav", path=str(audio), realtime=True)
     config = replace(config, "asr", threads=threads)
-    config = replace(
-        config, "mt", threads=max(1, threads // 2), targets=tuple(args.targets or DEFAULT_TARGETS)
-    )
+    config = replace(config, "mt", threads=max(1, threads // 2), targets=DEFAULT_TARGETS)
     config = replace(
         config, "tts", threads=max(1, threads // 2), enabled=not args.no_tts, output=""
     )
     config = replace(config, "playback", gate_tail=args.gate_tail)
-    if args.asr:
-        config = replace(config, "asr", engine=args.asr)
-    if args.src:
-        config = replace(config, "asr", languages=tuple(args.src))
-    if args.mt:
-        config = replace(config, "mt", engines=tuple(args.mt))
-    return config
+    return apply_engine_options(config, args)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

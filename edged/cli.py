@@ -12,6 +12,7 @@ from pathlib import Path
 from edged import __version__
 from edged.config import Config, load_config, replace
 from edged.errors import ConfigError, EdgedError
+from edged.options import add_engine_options, apply_engine_options
 
 log = logging.getLogger("edged")
 
@@ -71,20 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="WAV file (any rate, mono or stereo, PCM or float), or - for "
         "raw 16 kHz mono s16le on stdin",
     )
-    tr.add_argument(
-        "--from",
-        dest="src",
-        action="append",
-        metavar="LANG",
-        help="source language candidates (repeat; default from config: en es de fr)",
-    )
-    tr.add_argument(
-        "--to",
-        dest="targets",
-        action="append",
-        metavar="LANG",
-        help="target language (repeat for several; default from config: en)",
-    )
+    add_engine_options(tr, targets_default="from config: en")
     tr.add_argument("--speak", metavar="LANG", help="which target to speak (default: the first)")
     tr.add_argument(
         "--tts",
@@ -101,15 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--no-interim", action="store_true", help="only finals: no asr.partial or mt.interim events"
-    )
-    tr.add_argument("--asr", choices=("whisper", "sherpa"), help="recognizer engine")
-    tr.add_argument(
-        "--mt",
-        action="append",
-        choices=("ct2", "apertium", "whisper"),
-        metavar="ENGINE",
-        help="translation engines in order of preference (repeat; "
-        "default from config: ct2 apertium whisper)",
     )
 
     models = sub.add_parser(
@@ -212,14 +191,7 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         config = replace(config, "audio", source="wav", path=args.input)
     config = replace(config, "audio", realtime=bool(args.realtime))
-    if args.src:
-        config = replace(config, "asr", languages=tuple(args.src))
-    if args.asr:
-        config = replace(config, "asr", engine=args.asr)
-    if args.mt:
-        config = replace(config, "mt", engines=tuple(args.mt))
-    if args.targets:
-        config = replace(config, "mt", targets=tuple(args.targets))
+    config = apply_engine_options(config, args)
     if args.speak:
         if args.speak not in config.mt.targets:
             raise ConfigError(
