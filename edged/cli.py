@@ -146,12 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from edged.service import run_daemon
 
-            path = args.config or (
-                Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None
-            )
-            if args.models_dir:
+            if args.models_dir:  # the daemon re-reads its config on SIGHUP: pass it down
                 os.environ["EDGED_MODELS_DIR"] = str(args.models_dir)
-            return run_daemon(path)
+            return run_daemon(config_path(args))
         if args.command == "bench":
             from edged.bench import run as run_bench
 
@@ -170,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def config_path(args: argparse.Namespace) -> Path | None:
+    """-c, else $EDGED_CONFIG, else None (the built-in defaults)."""
+    if args.config:
+        return Path(args.config)
+    return Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None
+
+
 def load_cli_config(args: argparse.Namespace) -> Config:
     """The config file (if any) with the global command-line overrides applied."""
-    path = args.config or (
-        Path(os.environ["EDGED_CONFIG"]) if os.environ.get("EDGED_CONFIG") else None
-    )
-    config = load_config(path)
+    config = load_config(config_path(args))
     if args.models_dir:
         config = replace(config, "", models_dir=str(args.models_dir))
     return config
@@ -203,7 +204,7 @@ def _translate(args: argparse.Namespace) -> int:
         config = replace(config, "publish", interim=False)
         config = replace(config, "mt", interim=False)
     prepared = prepare(config)  # validates everything before any model loads
-    return run_file(prepared, sys.stdin.buffer if args.input == "-" else None)
+    return run_file(prepared)
 
 
 def _models(args: argparse.Namespace) -> int:

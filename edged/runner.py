@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import BinaryIO
 
 from edged.audio import AudioSink, AudioSource
 from edged.audio.raw import RawPcmSource
 from edged.audio.sinks import WavFileSink
 from edged.audio.wav import WavSource
+from edged.config import Config
 from edged.engines import Engines, Prepared
+from edged.errors import ConfigError
 from edged.pipeline import EventBus, Pipeline, Settings
 from edged.publish import Publisher
 from edged.publish.jsonl import JsonlPublisher
@@ -59,20 +60,42 @@ def build_pipeline(
     )
 
 
-def run_file(prepared: Prepared, stdin: BinaryIO | None) -> int:
-    """Translate a WAV file (config audio.path) or raw PCM from `stdin`; 0 on success."""
+def open_source(config: Config) -> AudioSource:
+    """The audio source config.audio names: a WAV file, raw PCM on stdin, or ALSA capture."""
+    a = config.audio
+    if a.source == "wav":
+        if not a.path:
+            raise ConfigError("audio.path: a WAV file is needed when audio.source = 'wav'")
+        return WavSource(Path(a.path), realtime=a.realtime)
+    if a.source == "stdin":
+        return RawPcmSource(sys.stdin.buffer, realtime=a.realtime)
+    from edged.audio.alsa import AlsaSource
+
+    return AlsaSource(
+        device=a.device, rate=a.rate, channels=a.channels, period_frames=a.period_frames
+    )
+
+
+def jsonl_publishers(config: Config, stdout: bool) -> list[Publisher]:
+    """JSON Lines publishers: stdout if asked (or publish.jsonl = "-"), and the file
+    publish.jsonl names."""
+    p = config.publish
+    publishers: list[Publisher] = []
+    if stdout or p.jsonl == "-":
+        publishers.append(JsonlPublisher(sys.stdout, interim=p.interim))
+    if p.jsonl not in ("", "-"):
+        stream = open(p.jsonl, "a", encoding="utf-8")  # noqa: SIM115 (closed by the publisher)
+        publishers.append(JsonlPublisher(stream, interim=p.interim, owns_stream=True))
+    return publishers
+
+
+def run_file(prepared: Prepared) -> int:
+    """Translate the WAV file or stdin config.audio names to completion; 0 on success."""
     c = prepared.config
     # Open input and output first: a bad file fails before any model loads.
-    source: AudioSource = (
-        RawPcmSource(stdin, realtime=c.audio.realtime)
-        if stdin is not None
-        else WavSource(Path(c.audio.path), realtime=c.audio.realtime)
-    )
+    source = open_source(c)
     sink = WavFileSink(Path(c.tts.output)) if c.tts.enabled and c.tts.output else None
-    publishers: list[Publisher] = [JsonlPublisher(sys.stdout, interim=c.publish.interim)]
-    if c.publish.jsonl not in ("", "-"):
-        stream = open(c.publish.jsonl, "a", encoding="utf-8")  # noqa: SIM115
-        publishers.append(JsonlPublisher(stream, interim=c.publish.interim, owns_stream=True))
+    publishers = jsonl_publishers(c, stdout=True)
     engines = prepared.load()
     pipeline = build_pipeline(prepared, engines, source, sink, publishers)
     try:

@@ -12,7 +12,6 @@ import logging
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -23,17 +22,14 @@ import numpy as np
 
 from edged import control
 from edged.audio import SAMPLE_RATE, AudioSink, AudioSource
-from edged.audio.raw import RawPcmSource
 from edged.audio.sinks import NullSink
-from edged.audio.wav import WavSource
 from edged.config import Config, load_config
 from edged.engines import Engines, Prepared, prepare
 from edged.errors import ConfigError, EdgedError
 from edged.events import Event, Status
 from edged.pipeline import Pipeline
 from edged.publish import Publisher
-from edged.publish.jsonl import JsonlPublisher
-from edged.runner import build_pipeline
+from edged.runner import build_pipeline, jsonl_publishers, open_source
 from edged.sdnotify import Notifier, Watchdog
 
 log = logging.getLogger(__name__)
@@ -186,22 +182,6 @@ class Daemon:
 
     # --- pipeline ----------------------------------------------------------------------
 
-    def _open_source(self, config: Config) -> AudioSource:
-        a = config.audio
-        if a.source == "wav":
-            if not a.path:
-                raise ConfigError("audio.path: a WAV file is needed when audio.source = 'wav'")
-            return WavSource(Path(a.path), realtime=a.realtime)
-        if a.source == "stdin":
-            return RawPcmSource(sys.stdin.buffer, realtime=a.realtime)
-        from edged.audio.alsa import AlsaSource
-
-        source = AlsaSource(
-            device=a.device, rate=a.rate, channels=a.channels, period_frames=a.period_frames
-        )
-        source.on_state(self._on_capture_state)
-        return source
-
     def _open_sink(self, config: Config) -> AudioSink:
         p = config.playback
         if not (config.tts.enabled and p.enabled):
@@ -212,18 +192,16 @@ class Daemon:
 
     def _start_pipeline(self, prepared: Prepared) -> None:
         config = prepared.config
-        source = self._open_source(config)
+        source = open_source(config)
+        if hasattr(source, "on_state"):  # a microphone that can be lost and found again
+            source.on_state(self._on_capture_state)
         sink = self._open_sink(config)
         engines = prepared.load()
         self._warm_up(engines)
         publishers: list[Publisher] = [self.latency]
         if self.mqtt is not None:
             publishers.append(self.mqtt)
-        if config.publish.jsonl == "-":
-            publishers.append(JsonlPublisher(sys.stdout, interim=config.publish.interim))
-        elif config.publish.jsonl:
-            stream = open(config.publish.jsonl, "a", encoding="utf-8")  # noqa: SIM115
-            publishers.append(JsonlPublisher(stream, config.publish.interim, owns_stream=True))
+        publishers += jsonl_publishers(config, stdout=False)
         speaker = not isinstance(sink, NullSink)
         microphone = config.audio.source == "alsa"
         pipeline = build_pipeline(
