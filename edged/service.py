@@ -110,6 +110,7 @@ class Daemon:
         self.engines: Engines | None = None
         self.pipeline: Pipeline | None = None
         self.sink: AudioSink | None = None
+        self._jsonl: list[Publisher] = []  # this generation's JSON Lines outputs
         self.source: AudioSource | None = None
         self._signals: queue.Queue[int] = queue.Queue()
         self._state = "starting"
@@ -201,7 +202,8 @@ class Daemon:
         publishers: list[Publisher] = [self.latency]
         if self.mqtt is not None:
             publishers.append(self.mqtt)
-        publishers += jsonl_publishers(config, stdout=False)
+        jsonl = jsonl_publishers(config, stdout=False)
+        publishers += jsonl
         speaker = not isinstance(sink, NullSink)
         microphone = config.audio.source == "alsa"
         pipeline = build_pipeline(
@@ -211,6 +213,7 @@ class Daemon:
         with self._lock:
             self.prepared, self.config = prepared, config
             self.engines, self.pipeline, self.source, self.sink = engines, pipeline, source, sink
+            self._jsonl = jsonl
 
     def _warm_up(self, engines: Engines) -> None:
         """Run each engine once so the first utterance does not pay for lazy initialisation."""
@@ -232,10 +235,11 @@ class Daemon:
             log.warning("pipeline did not drain in %.1f s; dropping the rest", timeout)
             pipeline.abort()
             pipeline.wait(2.0)
-        for closeable in (self.sink, self.engines):
+        for closeable in (self.sink, self.engines, *self._jsonl):
             if closeable is not None:
                 closeable.close()
         self.pipeline = None
+        self._jsonl = []
 
     def _reload(self) -> None:
         """SIGHUP: re-read the config; a bad one is logged and the running one kept."""
