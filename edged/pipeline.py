@@ -72,10 +72,6 @@ class EventBus:
         self._seq: dict[int, int] = {}
         self.counts: dict[str, int] = {}
 
-    def add(self, publisher: Publisher) -> None:
-        with self._lock:
-            self._publishers.append(publisher)
-
     def emit(self, event: Event) -> Event:
         with self._lock:
             seq = self._seq.get(event.utt, 0) + 1
@@ -330,6 +326,11 @@ class Pipeline:
         if self._frames.qsize() and now - self.heartbeat.get("asr", now) > stall_timeout:
             return "recognizer stalled"
         return None
+
+    @property
+    def interims_superseded(self) -> int:
+        """Interim translations dropped because a newer one replaced them (latest-wins)."""
+        return self._mt_inbox.interims_replaced
 
     def queue_depths(self) -> dict[str, int]:
         return {

@@ -317,6 +317,7 @@ class Daemon:
                 "rtf": {k: round(v / audio, 3) for k, v in st.stage_seconds.items()},
                 "queues": pipeline.queue_depths(),
                 "frames_dropped": st.frames_dropped,
+                "interims_superseded": pipeline.interims_superseded,
                 "frames_gated": st.frames_gated,
                 "overruns": getattr(self.source, "overruns", 0),
                 "utterances": st.utterances,
