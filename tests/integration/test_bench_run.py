@@ -11,9 +11,21 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from edged.bench_set import build_set
+from edged.bench_set import BuiltSet, build_set
 
 pytestmark = pytest.mark.slow
+
+
+def run_bench(
+    models_dir: Path, built: BuiltSet, out: Path, *args: str
+) -> subprocess.CompletedProcess:
+    """`edged bench` on a built set, writing to `out`, as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "edged", "bench", "--audio", str(built.audio),
+         "--manifest", str(built.manifest_path), "--out", str(out), *args],
+        capture_output=True, text=True, timeout=280, cwd=REPO,
+        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
+    )  # fmt: skip
 
 
 def test_bench_compare_on_two_clips(models_dir: Path, speech_dir: Path, tmp_path: Path) -> None:
@@ -58,30 +70,7 @@ def test_bench_compare_on_two_clips(models_dir: Path, speech_dir: Path, tmp_path
     )
     built = build_set(tmp_path / "set", speech_dir, models_dir, spec)
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edged",
-            "bench",
-            "--audio",
-            str(built.audio),
-            "--manifest",
-            str(built.manifest_path),
-            "--out",
-            str(out),
-            "--compare",
-            "--from",
-            "en",
-            "--from",
-            "es",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=REPO,
-        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
-    )
+    proc = run_bench(models_dir, built, out, "--compare", "--from", "en", "--from", "es")
     assert proc.returncode == 0, proc.stderr
     assert "| figure | streaming | naive |" in proc.stdout
     for name in (
@@ -149,34 +138,10 @@ def test_bench_runs_the_sherpa_recognizer(
     )
     built = build_set(tmp_path / "set", speech_dir, models_dir, spec)
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edged",
-            "bench",
-            "-c",
-            str(config),
-            "--asr",
-            "sherpa",
-            "--audio",
-            str(built.audio),
-            "--manifest",
-            str(built.manifest_path),
-            "--out",
-            str(out),
-            "--from",
-            "en",
-            "--to",
-            "es",
-            "--no-tts",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=REPO,
-        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
-    )
+    proc = run_bench(
+        models_dir, built, out, "-c", str(config), "--asr", "sherpa", "--from", "en",
+        "--to", "es", "--no-tts",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     run = report["runs"]["streaming"]
