@@ -112,7 +112,10 @@ class Daemon:
         self.sink: AudioSink | None = None
         self._jsonl: list[Publisher] = []  # this generation's JSON Lines outputs
         self.source: AudioSource | None = None
-        self._signals: queue.Queue[int] = queue.Queue()
+        # SimpleQueue, not Queue: a signal handler runs on the main thread, possibly while
+        # that thread is inside get(); Queue.put would then wait for the lock get() holds
+        # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._state = "starting"
         self._started = time.monotonic()
         self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
