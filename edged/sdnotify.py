@@ -25,6 +25,7 @@ class Notifier:
         self.address = _address(env.get("NOTIFY_SOCKET", ""))
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()  # the watchdog thread and the main thread both send
+        self._failing = False  # log a failing manager once, not every message
 
     @property
     def enabled(self) -> bool:
@@ -38,15 +39,23 @@ class Notifier:
         with self._lock:
             try:
                 if self._sock is None:
+                    # Non-blocking: a manager that stops reading (its queue holds only a few
+                    # datagrams) costs a lost message, never a wedged daemon.
                     self._sock = socket.socket(
-                        socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                        socket.AF_UNIX,
+                        socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                     )
                 self._sock.sendto(payload, self.address)
-                return True
             except OSError as exc:
-                # The manager going away must not take the daemon down; say so and go on.
-                log.warning("sd_notify to %s failed: %s", self.address, exc)
+                # The manager going away must not take the daemon down; say so once and go on.
+                if not self._failing:
+                    log.warning("sd_notify to %s failed: %s", self.address, exc)
+                self._failing = True
                 return False
+            if self._failing:
+                log.info("sd_notify to %s works again", self.address)
+            self._failing = False
+            return True
 
     def ready(self, status: str | None = None) -> bool:
         """READY=1: start-up (models loaded and warmed) is complete."""

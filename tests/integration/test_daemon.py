@@ -382,3 +382,18 @@ def test_valid_commands_change_state_and_invalid_ones_do_not(live_daemon: LiveDa
     assert (state["targets"], state["speak"]) == (["es"], "es")
     assert ask({"op": "resume", "id": 7})["ok"] and ask({"op": "unmute", "id": 8})["ok"]
     assert ask({"op": "set_targets", "id": 9, "targets": ["en"]})["ok"]
+
+
+def test_a_burst_of_signals_does_not_wedge_the_main_loop(rig: Rig, daemons, notify_socket) -> None:
+    """Signal handlers run on the main thread, possibly inside its wait for the next signal;
+    a handler that takes the lock the wait holds deadlocks the daemon (seen with SIGHUP).
+    The socket is not read meanwhile: 400 RELOADING/READY datagrams overflow its queue,
+    and sd_notify must drop them rather than block the main loop."""
+    sock, path = notify_socket
+    daemon = rig.start(NOTIFY_SOCKET=path)
+    daemons.append(daemon)
+    read_notifications(sock, "READY=1", rig.log)
+    rig.config.write_text(rig.config.read_text() + "\n[mt]\nbogus = 1\n")  # reloads refused fast
+    for _ in range(200):
+        daemon.send_signal(signal.SIGHUP)
+    assert stop(daemon) == 0, rig.log.read_text()[-2000:]
