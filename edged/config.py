@@ -17,6 +17,9 @@ from typing import Any
 
 from edged.errors import ConfigError
 
+ASR_ENGINES = ("whisper", "sherpa")  # loaded by edged.engines.RECOGNIZERS
+MT_ENGINES = ("ct2", "apertium", "whisper")  # built by edged.engines._translators
+
 
 def _choices(*allowed: str) -> dict[str, Any]:
     return {"choices": allowed}
@@ -36,6 +39,7 @@ class AudioConfig:
     path: str = ""  # WAV file for source = "wav"
     realtime: bool = True
     queue_seconds: float = field(default=10.0, metadata=_range(1, 120))
+    trigger: str = field(default="continuous", metadata=_choices("continuous", "push_to_talk"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class VadConfig:
     bundle: str = "silero-vad"
     threshold: float = field(default=0.5, metadata=_range(0.05, 0.95))
     min_silence: float = field(default=0.6, metadata=_range(0.1, 5))
+    sentence_silence: float = field(default=0.3, metadata=_range(0.1, 5))
+    pause: float = field(default=0.15, metadata=_range(0.05, 5))
     min_speech: float = field(default=0.25, metadata=_range(0.05, 2))
     max_speech: float = field(default=20.0, metadata=_range(2, 28))
     preroll: float = field(default=0.4, metadata=_range(0, 2))
@@ -79,7 +85,7 @@ class SherpaConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    engine: str = field(default="whisper", metadata=_choices("whisper", "sherpa"))
+    engine: str = field(default="whisper", metadata=_choices(*ASR_ENGINES))
     languages: tuple[str, ...] = ("en", "es", "de", "fr")
     threads: int = field(default=2, metadata=_range(1, 16))
     whisper: WhisperConfig = WhisperConfig()
@@ -89,7 +95,9 @@ class AsrConfig:
 @dataclass(frozen=True)
 class MtConfig:
     targets: tuple[str, ...] = ("en",)
-    engines: tuple[str, ...] = ("ct2", "apertium", "whisper")  # preference order
+    engines: tuple[str, ...] = field(  # preference order
+        default=MT_ENGINES, metadata={"items": MT_ENGINES}
+    )
     ct2_bundles: tuple[str, ...] = ()  # installed CTranslate2 bundles to load
     threads: int = field(default=1, metadata=_range(1, 16))
     beam_size: int = field(default=2, metadata=_range(1, 8))
@@ -107,6 +115,13 @@ class TtsConfig:
     speed: float = field(default=1.0, metadata=_range(0.5, 2))
     threads: int = field(default=1, metadata=_range(1, 16))
     output: str = ""  # WAV file for `edged translate --tts`; the daemon plays on ALSA
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    enabled: bool = False
+    languages: tuple[str, ...] = ("en", "es")  # two or more; each final goes to the others
+    buttons: dict[str, str] = field(default_factory=dict)  # GPIO line -> language it fixes
 
 
 @dataclass(frozen=True)
@@ -164,6 +179,7 @@ class Config:
     asr: AsrConfig = AsrConfig()
     mt: MtConfig = MtConfig()
     tts: TtsConfig = TtsConfig()
+    conversation: ConversationConfig = ConversationConfig()
     publish: PublishConfig = PublishConfig()
     playback: PlaybackConfig = PlaybackConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -208,6 +224,10 @@ def _convert(hint: Any, value: Any, name: str, meta: typing.Mapping[str, Any]) -
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config key '{name}' must be a list of strings, got {value!r}")
+        for item in value:
+            if "items" in meta and item not in meta["items"]:
+                allowed = ", ".join(meta["items"])
+                raise ConfigError(f"config key '{name}': unknown '{item}'; allowed: {allowed}")
         return tuple(value)
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edged import store
-from edged.asr import Hypothesis, HypothesisKind, Recognizer
+from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable
 from edged.config import Config
 from edged.errors import ConfigError, ModelError
 from edged.langs import validate_lang
 from edged.mt import Translator
 from edged.mt.router import Router, TranslationPlan, WhisperSpeechTranslation
 from edged.tts import Synthesizer, Voices
-from edged.vad import VadOptions, VadSegmenter
+from edged.vad import VadSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ class Engines:
         """Translate a hypothesis to `tgt`: (text, engine), or None if its plan needs speech."""
         plan = self.router.plan(hypothesis.lang, tgt)
         final = hypothesis.kind is HypothesisKind.FINAL
-        if not final and not plan.serves_text:
-            return None
-        result = plan.translate(hypothesis.text, hypothesis.translation_en if final else None)
+        english = hypothesis.translation_en if final else None
+        if not plan.serves_text and english is None:
+            return None  # needs the recognizer's speech->English, which follows the final
+        result = plan.translate(hypothesis.text, english)
         return result.text, result.engine
 
     def retarget(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> None:
@@ -72,21 +73,27 @@ class Prepared:
     router: Router
     plans: tuple[TranslationPlan, ...]
 
+    @property
+    def conversation(self) -> tuple[str, ...]:
+        """The conversation's languages, or () when conversation mode is off."""
+        c = self.config.conversation
+        return c.languages if c.enabled else ()
+
+    @property
+    def speak(self) -> str:
+        """The target spoken aloud outside conversation mode ("" when speech is off)."""
+        if not self.config.tts.enabled:
+            return ""
+        return self.config.tts.speak or self.config.mt.targets[0]
+
     def load(self) -> Engines:
         """Load every model; logs how long each took."""
         c = self.config
-        vad_dir = self.bundles[c.vad.bundle]
-        segmenter = VadSegmenter(
-            vad_dir / "silero_vad.onnx",
-            VadOptions(
-                c.vad.threshold,
-                c.vad.min_silence,
-                c.vad.min_speech,
-                c.vad.max_speech,
-                c.vad.preroll,
-            ),
-        )
         recognizer = RECOGNIZERS[c.asr.engine](self)
+        # A recognizer that can take a final back gets the VAD's early pause (its final is
+        # decoded there); others end segments at vad.min_silence, as before.
+        early = c.vad.pause if isinstance(recognizer, Resumable) else None
+        segmenter = VadSegmenter(self.bundles[c.vad.bundle] / "silero_vad.onnx", c.vad, early)
         started = time.monotonic()
         self.router.load(self.plans)
         if self.plans:
@@ -100,20 +107,17 @@ def prepare(config: Config) -> Prepared:
     """Check the config against the installed models; raise ConfigError / ModelError."""
     languages = tuple(validate_lang(code, "asr.languages") for code in config.asr.languages)
     targets = tuple(validate_lang(code, "mt.targets") for code in config.mt.targets)
+    if config.conversation.enabled:
+        languages = targets = _conversation_languages(config)
     if not languages:
         raise ConfigError("asr.languages: at least one source language is needed")
     if not targets:
         raise ConfigError("mt.targets: at least one target language is needed")
-    if config.tts.speak:
+    if config.tts.speak and not config.conversation.enabled:
         validate_lang(config.tts.speak, "tts.speak")
         if config.tts.speak not in targets:
             raise ConfigError(
                 f"tts.speak '{config.tts.speak}' is not one of mt.targets {list(targets)}"
-            )
-    for engine in config.mt.engines:
-        if engine not in ("ct2", "apertium", "whisper"):
-            raise ConfigError(
-                f"mt.engines: unknown engine '{engine}'; allowed: ct2, apertium, whisper"
             )
     models_dir = Path(config.models_dir) if config.models_dir else store.default_models_dir()
     catalogue = store.load_catalogue()
@@ -130,12 +134,31 @@ def prepare(config: Config) -> Prepared:
     router = Router(_translators(config, languages, catalogue, bundles), config.mt.engines)
     plans = tuple(router.check(languages, targets))
     if config.tts.enabled:
-        speak = config.tts.speak or targets[0]
-        if speak not in config.tts.voices and not config.tts.espeak_fallback:
-            raise ConfigError(
-                f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off"
-            )
+        spoken = targets if config.conversation.enabled else (config.tts.speak or targets[0],)
+        for speak in spoken:
+            if speak not in config.tts.voices and not config.tts.espeak_fallback:
+                raise ConfigError(
+                    f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off"
+                )
     return Prepared(config, models_dir, bundles, languages, router, plans)
+
+
+def _conversation_languages(config: Config) -> tuple[str, ...]:
+    c = config.conversation
+    languages = tuple(validate_lang(code, "conversation.languages") for code in c.languages)
+    if len(set(languages)) < 2:
+        raise ConfigError(
+            f"conversation.languages {list(c.languages)}: two or more different languages "
+            "are needed"
+        )
+    for line, lang in c.buttons.items():
+        if not line.isdigit():
+            raise ConfigError(f"conversation.buttons: '{line}' is not a GPIO line number")
+        if lang not in languages:
+            raise ConfigError(
+                f"conversation.buttons.{line} = '{lang}' is not one of conversation.languages"
+            )
+    return languages
 
 
 def _bundle_dir(catalogue: store.Catalogue, models_dir: Path, name: str) -> Path:
@@ -199,24 +222,12 @@ def _translators(
 
 
 def _load_whisper(prepared: Prepared) -> Recognizer:
-    from edged.asr.whisper import WhisperOptions, WhisperRecognizer
+    from edged.asr.whisper import WhisperRecognizer
 
     c = prepared.config.asr
-    w = c.whisper
-    options = WhisperOptions(
-        threads=c.threads,
-        partials=w.partials,
-        compute_type=w.compute_type,
-        beam_size=w.beam_size,
-        partial_interval_s=w.partial_interval,
-        first_partial_s=w.first_partial,
-        partial_window_s=w.partial_window,
-        final_window_s=w.final_window,
-        translate_window_s=w.translate_window,
-        agreement=w.agreement,
-        lid_margin=w.lid_margin,
+    recognizer = WhisperRecognizer(
+        prepared.bundles[c.whisper.bundle], prepared.languages, c.whisper, threads=c.threads
     )
-    recognizer = WhisperRecognizer(prepared.bundles[w.bundle], prepared.languages, options)
     recognizer.speech_translation = speech_translated(prepared.plans)
     return recognizer
 

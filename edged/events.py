@@ -25,12 +25,15 @@ def utc_now() -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Fields common to every event. `utt` numbers utterances in a run, `seq` events in one."""
+    """Fields common to every event. `session` is new with every process start, `utt`
+    numbers utterances in a session (across config reloads), `seq` events in one
+    utterance: `(device, session, utt, seq, type, tgt)` identifies an event."""
 
     type: ClassVar[str] = ""
     device: str
     utt: int
     seq: int
+    session: str = ""
     ts: str = field(default_factory=utc_now)
     v: int = SCHEMA_VERSION
 
@@ -76,7 +79,8 @@ class AsrPartial(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AsrFinal(Event):
-    """The recognised text of a whole utterance."""
+    """The recognised text of a whole utterance. An utterance whose speech was rejected
+    (noise, a hallucination, a repetition loop) ends with empty `text` and a `reason`."""
 
     type: ClassVar[str] = "asr.final"
     src: str
@@ -86,6 +90,7 @@ class AsrFinal(Event):
     lat_ms: int
     tokens: list[str] | None = None
     token_t0: list[float] | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from edged.config import Config, replace
+from edged.config import ASR_ENGINES, MT_ENGINES, Config, replace
 
 
 def add_engine_options(parser: argparse.ArgumentParser, targets_default: str) -> None:
@@ -24,11 +24,11 @@ def add_engine_options(parser: argparse.ArgumentParser, targets_default: str) ->
         metavar="LANG",
         help=f"target language (repeat for several; default: {targets_default})",
     )
-    parser.add_argument("--asr", choices=("whisper", "sherpa"), help="recognizer engine")
+    parser.add_argument("--asr", choices=ASR_ENGINES, help="recognizer engine")
     parser.add_argument(
         "--mt",
         action="append",
-        choices=("ct2", "apertium", "whisper"),
+        choices=MT_ENGINES,
         metavar="ENGINE",
         help="translation engines in order of preference (repeat; "
         "default from config: ct2 apertium whisper)",

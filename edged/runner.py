@@ -10,20 +10,28 @@ from edged.audio import AudioSink, AudioSource
 from edged.audio.raw import RawPcmSource
 from edged.audio.sinks import WavFileSink
 from edged.audio.wav import WavSource
+from edged.bus import EventBus
 from edged.config import Config
 from edged.engines import Engines, Prepared
 from edged.errors import ConfigError
-from edged.pipeline import EventBus, Pipeline, Settings
+from edged.pipeline import Pipeline, Settings, Trigger
 from edged.publish import Publisher
 from edged.publish.jsonl import JsonlPublisher
+from edged.vad import Endpointing
 
 log = logging.getLogger(__name__)
 
 
 def make_settings(prepared: Prepared) -> Settings:
+    """The one place config becomes the pipeline's live settings."""
     c = prepared.config
+    conversation = prepared.conversation
     return Settings(
-        languages=prepared.languages, targets=c.mt.targets, speak=c.tts.speak or c.mt.targets[0]
+        languages=prepared.languages,
+        targets=c.mt.targets,
+        speak=prepared.speak,
+        conversation=conversation,
+        trigger=Trigger(c.audio.trigger),
     )
 
 
@@ -32,13 +40,17 @@ def build_pipeline(
     engines: Engines,
     source: AudioSource,
     sink: AudioSink | None,
-    publishers: list[Publisher],
+    publishers: list[Publisher] | None = None,
     half_duplex: bool = False,
+    *,
+    bus: EventBus | None = None,
+    settings: Settings | None = None,
 ) -> Pipeline:
     """The one place a Pipeline is assembled from a config (translate, daemon, benchmark).
 
-    `half_duplex`: the sink is a speaker the source's microphone hears, so capture is muted
-    while it speaks (plus playback.gate_tail).
+    `publishers` get a bus of their own (translate, bench); the daemon passes its
+    process-wide `bus` instead. `half_duplex`: the sink is a speaker the source's
+    microphone hears, so capture is muted while it speaks (plus playback.gate_tail).
     """
     c = prepared.config
     return Pipeline(
@@ -49,14 +61,16 @@ def build_pipeline(
         translate=engines.translate,
         voices=engines.voices,
         sink=sink,
-        bus=EventBus(c.device_id, publishers),
-        settings=make_settings(prepared),
+        bus=bus or EventBus(c.device_id, publishers or []),
+        settings=settings or make_settings(prepared),
         realtime=c.audio.realtime,
         interim=c.mt.interim,
         interim_interval=c.mt.interim_interval,
         queue_seconds=c.audio.queue_seconds,
         half_duplex=half_duplex,
         gate_tail=c.playback.gate_tail,
+        endpointing=Endpointing(sentence=c.vad.sentence_silence, upper=c.vad.min_silence),
+        max_utterance=c.vad.max_speech,
     )
 
 
@@ -101,11 +115,10 @@ def run_file(prepared: Prepared) -> int:
     try:
         pipeline.run()
     finally:
+        pipeline.bus.close()  # delivers every event, closes the publishers
         engines.close()
         if sink is not None:
             sink.close()
-        for publisher in publishers:
-            publisher.close()
     if pipeline.errors:
         raise pipeline.errors[0]
     return 0

@@ -21,15 +21,14 @@ from typing import Any
 import numpy as np
 
 from edged import control
-from edged.audio import SAMPLE_RATE, AudioSink, AudioSource
-from edged.audio.sinks import NullSink
+from edged.audio import DeviceState, LiveSource
+from edged.bus import EventBus, Session
 from edged.config import Config, load_config
-from edged.engines import Engines, Prepared, prepare
+from edged.engines import Prepared, prepare
 from edged.errors import ConfigError, EdgedError
 from edged.events import Event, Status
+from edged.generation import Generation
 from edged.pipeline import Pipeline
-from edged.publish import Publisher
-from edged.runner import build_pipeline, jsonl_publishers, open_source
 from edged.sdnotify import Notifier, Watchdog
 
 log = logging.getLogger(__name__)
@@ -97,28 +96,34 @@ def _credential(name: str) -> str | None:
 
 
 class Daemon:
-    """One running edged service: a pipeline per config generation, one broker connection."""
+    """Process life of the edged service: signals, sd_notify, watchdog, broker, metrics and
+    the one event bus. The running configuration is a Generation, swapped on SIGHUP with
+    rollback."""
 
     def __init__(self, config_path: Path | None, config: Config, prepared: Prepared) -> None:
         self.config_path = config_path
-        self.config = config
+        self.config = config  # the process-level sections (mqtt, device_id) of the first
         self.prepared = prepared
         self.notifier = Notifier()
         self.latency = LatencyRecorder()
+        self.session = Session()
+        self.bus = EventBus(config.device_id, [self.latency], session=self.session)
         self.mqtt: Any = None
         self.commands: Any = None
-        self.engines: Engines | None = None
-        self.pipeline: Pipeline | None = None
-        self.sink: AudioSink | None = None
-        self._jsonl: list[Publisher] = []  # this generation's JSON Lines outputs
-        self.source: AudioSource | None = None
+        self.generation: Generation | None = None
         # SimpleQueue, not Queue: a signal handler runs on the main thread, possibly while
         # that thread is inside get(); Queue.put would then wait for the lock get() holds
         # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._state = "starting"
+        self._detail: dict[str, Any] = {}
+        self._stopping = False
         self._started = time.monotonic()
-        self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
+        self._lock = threading.RLock()  # generation swaps (reload) vs. command handlers
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self.generation.pipeline if self.generation else None
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -126,10 +131,12 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda n, _f: self._signals.put(n))
         self._start_mqtt()
-        self.notifier.status("loading models")
-        self._start_pipeline(self.prepared)
-        self._set_state("online")
-        self.notifier.ready("listening")
+        self._set_state("starting", {"activity": "loading models"})
+        generation = Generation.load(self.prepared)
+        generation.start(self.bus, self._on_capture_state)
+        self.generation = generation
+        self._set_state(self._capture_state(), self._detail)
+        self.notifier.ready(self._status_line())
         watchdog = Watchdog.from_env(self.notifier, self._healthy)
         if watchdog:
             watchdog.start()
@@ -162,19 +169,28 @@ class Daemon:
             if pipeline is not None and pipeline.errors:
                 log.error("pipeline failed: %s", pipeline.errors[0])
                 return pipeline.errors[0].exit_code
-            if pipeline is not None and self.config.audio.source != "alsa" and pipeline.wait(0):
+            if pipeline is not None and self._input_ends() and pipeline.wait(0):
                 log.info("audio input ended")
                 return 0
+
+    def _input_ends(self) -> bool:
+        """A file or a pipe ends; a microphone does not."""
+        return self.generation is not None and self.generation.config.audio.source != "alsa"
 
     def _shutdown(self) -> None:
         """SIGTERM order: stop capture, finish the utterance and the translations (bounded),
         wait for broker acks (bounded), publish offline, disconnect."""
+        self._stopping = True
         self.notifier.stopping("draining")
         drain = self.config.service.drain_timeout
         if self.commands is not None:
             self.commands.close()  # no command may touch a pipeline being torn down
-        if self.pipeline is not None:
-            self._stop_pipeline(drain)
+        with self._lock:
+            if self.generation is not None:
+                self.generation.stop(drain)
+                self.generation.close()
+                self.generation = None
+        self.bus.close(drain)  # every event handed to every publisher, then closed
         if self.mqtt is not None:
             if not self.mqtt.flush(drain):
                 log.warning(
@@ -184,83 +200,53 @@ class Daemon:
             self.mqtt.close()  # publishes the retained offline status, then disconnects
         self.notifier.close()
 
-    # --- pipeline ----------------------------------------------------------------------
-
-    def _open_sink(self, config: Config) -> AudioSink:
-        p = config.playback
-        if not (config.tts.enabled and p.enabled):
-            return NullSink()
-        from edged.audio.alsa import AlsaSink
-
-        return AlsaSink(device=p.device, rate=p.rate or None)
-
-    def _start_pipeline(self, prepared: Prepared) -> None:
-        config = prepared.config
-        source = open_source(config)
-        if hasattr(source, "on_state"):  # a microphone that can be lost and found again
-            source.on_state(self._on_capture_state)
-        sink = self._open_sink(config)
-        engines = prepared.load()
-        self._warm_up(engines)
-        publishers: list[Publisher] = [self.latency]
-        if self.mqtt is not None:
-            publishers.append(self.mqtt)
-        jsonl = jsonl_publishers(config, stdout=False)
-        publishers += jsonl
-        speaker = not isinstance(sink, NullSink)
-        microphone = config.audio.source == "alsa"
-        pipeline = build_pipeline(
-            prepared, engines, source, sink, publishers, half_duplex=speaker and microphone
-        )
-        pipeline.start()
-        with self._lock:
-            self.prepared, self.config = prepared, config
-            self.engines, self.pipeline, self.source, self.sink = engines, pipeline, source, sink
-            self._jsonl = jsonl
-
-    def _warm_up(self, engines: Engines) -> None:
-        """Run each engine once so the first utterance does not pay for lazy initialisation."""
-        started = time.monotonic()
-        noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
-        engines.recognizer.begin(0.0)
-        engines.recognizer.accept(noise)
-        engines.recognizer.end()
-        log.info("engines warmed up in %d ms", (time.monotonic() - started) * 1e3)
-
-    def _stop_pipeline(self, timeout: float) -> None:
-        pipeline = self.pipeline
-        if pipeline is None:
-            return
-        if self.sink is not None and hasattr(self.sink, "stop"):
-            self.sink.stop()
-        pipeline.stop()
-        if not pipeline.wait(timeout):
-            log.warning("pipeline did not drain in %.1f s; dropping the rest", timeout)
-            pipeline.abort()
-            pipeline.wait(2.0)
-        for closeable in (self.sink, self.engines, *self._jsonl):
-            if closeable is not None:
-                closeable.close()
-        self.pipeline = None
-        self._jsonl = []
-
     def _reload(self) -> None:
-        """SIGHUP: re-read the config; a bad one is logged and the running one kept."""
+        """SIGHUP: build the new generation while the old one serves; only when its models
+        have loaded does the old one stop (at an utterance boundary). A failure anywhere
+        leaves the old configuration serving, and says so on status, sd_notify and the log."""
         self.notifier.reloading()
         try:
             config = load_config(self.config_path)
             prepared = prepare(config)
+            if config.mqtt != self.config.mqtt or config.device_id != self.config.device_id:
+                log.warning("mqtt and device_id changes take effect on restart, not reload")
+            new = Generation.load(prepared)
         except EdgedError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
-            self.notifier.ready("reload refused: " + str(exc)[:200])
+            self._refuse_reload(exc)
             return
-        if config.mqtt != self.config.mqtt or config.device_id != self.config.device_id:
-            log.warning("mqtt and device_id changes take effect on restart, not reload")
+        except Exception as exc:  # a native library's own error: still never fatal here
+            log.exception("reload failed while loading models")
+            self._refuse_reload(exc)
+            return
         with self._lock:
-            self._stop_pipeline(self.config.service.drain_timeout)
-            self._start_pipeline(prepared)
+            old = self.generation
+            drain = self.config.service.drain_timeout
+            if old is not None:
+                old.stop(drain, at_boundary=True)
+                self.session.time_offset = old.audio_end  # the timeline goes on
+            try:
+                new.start(self.bus, self._on_capture_state)
+            except EdgedError as exc:
+                new.close()
+                if old is not None:
+                    old.start(self.bus, self._on_capture_state)
+                self._refuse_reload(exc)
+                return
+            if old is not None:
+                old.close()
+            self.generation = new
+            self.prepared = new.prepared
         log.info("config reloaded from %s", self.config_path)
-        self.notifier.ready("listening (reloaded)")
+        self._detail.pop("reload", None)
+        self._set_state(self._capture_state(), self._detail)
+        self.notifier.ready(self._status_line())
+
+    def _refuse_reload(self, exc: BaseException) -> None:
+        message = f"reload refused, keeping the running config: {exc}"
+        log.error("%s", message)
+        self._detail["reload"] = f"refused: {str(exc)[:200]}"
+        self._set_state(self._state, self._detail)
+        self.notifier.ready(self._status_line())
 
     # --- health, status, metrics ---------------------------------------------------------
 
@@ -268,61 +254,94 @@ class Daemon:
         pipeline = self.pipeline
         if pipeline is None:
             return True  # between generations during a reload
-        from edged.audio.alsa import DeviceState
-
-        capture_ok = getattr(self.source, "state", DeviceState.RUNNING) is DeviceState.RUNNING
-        problem = pipeline.health(self.config.service.stall_timeout, capture_expected=capture_ok)
+        problem = pipeline.health(
+            self.config.service.stall_timeout,
+            capture_expected=self._capture_state() == "online",
+        )
         if problem:
             log.warning("unhealthy: %s", problem)
         return problem is None
 
-    def _on_capture_state(self, state: Any, detail: str) -> None:
-        self._set_state("online" if state.name == "RUNNING" else "degraded", {"capture": detail})
+    def _capture_state(self) -> str:
+        source = self.generation.source if self.generation else None
+        if isinstance(source, LiveSource) and source.state is DeviceState.DEGRADED:
+            return "degraded"
+        return "online"
+
+    def _on_capture_state(self, state: DeviceState, detail: str) -> None:
+        if state is DeviceState.STOPPED or self._stopping:
+            return  # the daemon closed it (stop, reload): not a device problem
+        if state is DeviceState.RUNNING:
+            self._detail.pop("capture", None)
+            self._set_state("online", self._detail)
+        else:
+            self._detail["capture"] = detail
+            self._set_state("degraded", self._detail)
 
     def _set_state(self, state: str, detail: dict[str, Any] | None = None) -> None:
         self._state = state
-        self.notifier.status(f"{state}" + (f": {detail}" if detail else ""))
-        if self.mqtt is not None:
-            self.mqtt.publish(
-                Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=detail)
-            )
+        self._detail = dict(detail or {})
+        self.notifier.status(self._status_line())
+        full = self._detail | self._settings_detail()
+        self.bus.emit(
+            Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=full or None)
+        )
+
+    def _status_line(self) -> str:
+        """sd_notify STATUS=: one readable line, not a dict."""
+        parts = [f"{key} {value}" for key, value in self._detail.items()]
+        return self._state + (": " + "; ".join(parts) if parts else "")
+
+    def _settings_detail(self) -> dict[str, Any]:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return {}
+        s = pipeline.settings
+        return {
+            "languages": list(s.languages),
+            "targets": list(s.targets),
+            "speak": s.speak,
+            "conversation": list(s.conversation) or None,
+            "trigger": s.trigger.value,
+            "listening": s.listening,
+            "speech_muted": s.speech_muted,
+        }
 
     def status(self) -> dict[str, Any]:
-        pipeline = self.pipeline
-        settings = pipeline.settings.snapshot() if pipeline else None
-        out: dict[str, Any] = {
-            "state": self._state,
-            "uptime_s": round(time.monotonic() - self._started, 1),
-        }
-        if settings is not None:
-            out |= {
-                "languages": list(settings.languages),
-                "targets": list(settings.targets),
-                "speak": settings.speak,
-                "listening": settings.listening,
-                "speech_muted": settings.speech_muted,
+        return (
+            {
+                "state": self._state,
+                "uptime_s": round(time.monotonic() - self._started, 1),
+                "session": self.session.id,
             }
-        return out
+            | self._detail
+            | self._settings_detail()
+        )
 
     def metrics(self) -> dict[str, Any]:
         pipeline = self.pipeline
         out: dict[str, Any] = {
             "v": 1,
             "device": self.config.device_id,
+            "session": self.session.id,
             "latency_ms": self.latency.summary(),
             "cpu_temp_c": cpu_temperature(),
+            "publish_dropped": self.bus.dropped,
         }
         if pipeline is not None:
             st = pipeline.stats
             audio = max(st.audio_seconds, 1e-9)
+            source = pipeline.source
             out |= {
                 "audio_s": round(st.audio_seconds, 1),
                 "rtf": {k: round(v / audio, 3) for k, v in st.stage_seconds.items()},
                 "queues": pipeline.queue_depths(),
                 "frames_dropped": st.frames_dropped,
                 "interims_superseded": pipeline.interims_superseded,
+                "speech_dropped": pipeline.speech_dropped,
                 "frames_gated": st.frames_gated,
-                "overruns": getattr(self.source, "overruns", 0),
+                "finals_rejected": st.finals_rejected,
+                "overruns": source.overruns if isinstance(source, LiveSource) else 0,
                 "utterances": st.utterances,
             }
         if self.mqtt is not None:
@@ -362,69 +381,63 @@ class Daemon:
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
         )
+        self.bus.attach(self.mqtt)
         self.mqtt.start()  # connects in the background: an unreachable broker does not stop us
         self.commands = CommandServer(self.mqtt, self.handle)
         self.commands.start()
 
     def handle(self, command: control.AnyCommand) -> dict[str, Any] | None:
-        """Apply one validated command to the running pipeline; raise to answer an error."""
+        """Apply one validated command through the pipeline's own methods; raise to answer
+        an error. Never waits on a stage."""
         with self._lock:
+            generation = self.generation
             pipeline = self.pipeline
-            if pipeline is None:
+            if generation is None or pipeline is None:
                 raise EdgedError("the pipeline is restarting; try again")
             settings = pipeline.settings
             match command:
                 case control.SetSource(languages=languages):
-                    self._check_routes(languages, settings.targets)
-                    with settings.lock:
-                        settings.languages = languages
+                    self._check_routes(generation, languages, settings.targets)
+                    pipeline.update_settings(languages=languages)
                 case control.SetTargets(targets=targets, speak=speak):
-                    self._check_routes(settings.languages, targets)
-                    new_speak = speak or (
-                        settings.speak if settings.speak in targets else targets[0]
-                    )
+                    self._check_routes(generation, settings.languages, targets)
+                    # Without `speak`, the first target is spoken, as with tts.speak = "".
+                    new_speak = speak or targets[0]
                     if new_speak not in targets:
                         raise ConfigError(f"speak '{new_speak}' is not one of the targets")
-                    with settings.lock:
-                        settings.targets, settings.speak = targets, new_speak
-                case control.Pause() | control.PttStop():
-                    with settings.lock:
-                        settings.listening = False
-                    if isinstance(command, control.PttStop):
-                        pipeline.endpoint()
-                case control.Resume() | control.PttStart():
-                    with settings.lock:
-                        settings.listening = True
+                    pipeline.update_settings(targets=targets, speak=new_speak)
+                case control.Pause():
+                    pipeline.pause()
+                case control.Resume():
+                    pipeline.resume()
+                case control.PttStart():
+                    pipeline.ptt_start(getattr(command, "lang", None))
+                case control.PttStop():
+                    pipeline.ptt_stop()
                 case control.Mute():
-                    with settings.lock:
-                        settings.speech_muted = True
-                    self._stop_playback()
+                    pipeline.mute()
                 case control.Unmute():
-                    with settings.lock:
-                        settings.speech_muted = False
+                    pipeline.unmute()
                 case control.Speak(text=text, lang=lang):
-                    voices = self.engines.voices if self.engines else None
+                    voices = generation.engines.voices
                     if voices is None or voices.for_language(lang) is None:
                         raise ConfigError(f"no voice for '{lang}'")
                     pipeline.speak(text, lang)
                 case control.StopPlayback():
-                    self._stop_playback()
+                    pipeline.stop_playback()
                 case control.QueryStatus():
                     return self.status() | {"metrics": self.metrics()}
+        self._set_state(self._state, self._detail)  # retained status shows the change
         return self.status()
 
-    def _check_routes(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> None:
+    def _check_routes(
+        self, generation: Generation, languages: tuple[str, ...], targets: tuple[str, ...]
+    ) -> None:
+        prepared = generation.prepared
         for code in languages:
-            if code not in self.prepared.languages and self.config.asr.engine == "sherpa":
+            if code not in prepared.languages and prepared.config.asr.engine == "sherpa":
                 raise ConfigError(f"the sherpa model does not recognise '{code}'")
-        if self.engines is not None:
-            self.engines.retarget(languages, targets)
-
-    def _stop_playback(self) -> None:
-        if self.pipeline is not None:
-            self.pipeline.hush()
-        if self.sink is not None and hasattr(self.sink, "stop"):
-            self.sink.stop()
+        generation.engines.retarget(languages, targets)
 
 
 def run_daemon(config_path: Path | None) -> int:

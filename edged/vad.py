@@ -15,26 +15,16 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import sherpa_onnx
 
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
+from edged.config import VadConfig
 from edged.errors import ModelError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class VadOptions:
-    """Detector thresholds; durations in seconds."""
-
-    threshold: float = 0.5
-    min_silence: float = 0.5  # trailing silence that ends an utterance (endpoint)
-    min_speech: float = 0.25
-    max_speech: float = 20.0  # split longer speech so Whisper's 30 s window is never hit
-    preroll: float = 0.4  # audio before the detected onset handed to the recognizer
-    threads: int = 1
 
 
 class SegmentKind(enum.Enum):
@@ -52,22 +42,53 @@ class SegmentEvent:
     samples: np.ndarray
 
 
+_SENTENCE_END = (".", "?", "!", "…", "。", "\uff1f", "\uff01", "\u061f")  # fullwidth, Arabic
+
+
+@dataclass(frozen=True)
+class Endpointing:
+    """How much silence ends an utterance, by what was said: less after a sentence end,
+    `upper` (vad.min_silence) otherwise. The VAD itself reports pauses sooner
+    (vad.pause): the final is decoded there, while the silence is being waited for."""
+
+    sentence: float
+    upper: float
+
+    def silence_for(self, text: str) -> float:
+        tail = text.rstrip(" \"'»”)")
+        complete = tail.endswith(_SENTENCE_END) and not tail.endswith("..")
+        return min(self.sentence, self.upper) if complete else self.upper
+
+
+class Segmenter(Protocol):
+    """Turns AudioChunks into START / AUDIO / END segment events (VadSegmenter; fakes in
+    tests)."""
+
+    def accept(self, chunk: AudioChunk) -> Iterator[SegmentEvent]: ...
+
+    def flush(self) -> Iterator[SegmentEvent]: ...
+
+    def reset(self) -> None: ...
+
+
 class VadSegmenter:
     """Turns a stream of AudioChunks into START / AUDIO / END segment events."""
 
-    def __init__(self, model: Path, options: VadOptions | None = None) -> None:
-        self.options = o = options or VadOptions()
+    def __init__(self, model: Path, options: VadConfig, silence: float | None = None) -> None:
+        """`silence`: the pause that ends a segment, if not options.min_silence (the
+        pipeline's adaptive endpoint asks for an earlier one, options.pause)."""
+        self.options = o = options
         if not model.is_file():
             raise ModelError(f"VAD model {model} is missing; run `edged models install default`")
         config = sherpa_onnx.VadModelConfig()
         config.silero_vad.model = str(model)
         config.silero_vad.threshold = o.threshold
-        config.silero_vad.min_silence_duration = o.min_silence
+        config.silero_vad.min_silence_duration = o.min_silence if silence is None else silence
         config.silero_vad.min_speech_duration = o.min_speech
         config.silero_vad.max_speech_duration = o.max_speech
         config.silero_vad.window_size = FRAME_SAMPLES
         config.sample_rate = SAMPLE_RATE
-        config.num_threads = o.threads
+        config.num_threads = 1  # silero is tiny: one thread is plenty
         self._config = config
         self._vad = sherpa_onnx.VoiceActivityDetector(
             config, buffer_size_in_seconds=o.max_speech + 5

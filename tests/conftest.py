@@ -13,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from edged.audio import wavwrite
+
+# No test asserts a speed: hypothesis' per-example deadline would make a loaded machine
+# (two cores, a benchmark running beside) fail tests that are correct.
+hypothesis_settings.register_profile("edged", deadline=None)
+hypothesis_settings.load_profile("edged")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"

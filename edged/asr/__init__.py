@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class Hypothesis:
     audio timeline. `translation_en` is set by engines that translate speech to
     English themselves (Whisper's translate task) on finals. `tokens` are the model's
     tokens with their start times on the audio timeline, where the engine gives them.
+    A final with empty text and a `reason` says the segment was rejected (no speech,
+    hallucination, repetition), so the utterance still ends visibly.
     """
 
     kind: HypothesisKind
@@ -33,6 +35,7 @@ class Hypothesis:
     t1: float
     translation_en: str | None = None
     tokens: tuple[tuple[str, float], ...] = ()
+    reason: str | None = None  # a final with no text: why the speech was rejected
 
 
 class Recognizer(Protocol):
@@ -52,3 +55,27 @@ class Recognizer(Protocol):
     def end(self) -> list[Hypothesis]: ...
 
     def set_languages(self, candidates: tuple[str, ...]) -> None: ...
+
+
+@runtime_checkable
+class SpeechTranslator(Protocol):
+    """A recognizer that also translates speech to English itself (Whisper's translate
+    task). The pipeline publishes the transcript first, then asks for the English of the
+    same audio, so `asr.final` never waits for a translation."""
+
+    def speech_translation_due(self, final: Hypothesis) -> bool:
+        """Whether translate_speech() should run for this final (a plan needs it)."""
+        ...
+
+    def translate_speech(self) -> str | None:
+        """English translation of the last final's audio, or None if it failed."""
+        ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A recognizer whose end() may be taken back: the pipeline decodes the final at the
+    first pause (speculatively) and, if the speaker goes on, calls resume() and keeps
+    feeding the same utterance."""
+
+    def resume(self) -> None: ...

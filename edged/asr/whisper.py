@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ctranslate2
@@ -20,6 +20,7 @@ from edged.asr import Hypothesis, HypothesisKind
 from edged.asr.agreement import LocalAgreement
 from edged.asr.mel import CHUNK_FRAMES, HOP, log_mel
 from edged.audio import SAMPLE_RATE
+from edged.config import WhisperConfig
 from edged.errors import ConfigError, EngineError, ModelError
 
 log = logging.getLogger(__name__)
@@ -30,28 +31,14 @@ _COMPRESSION_LIMIT = 2.4  # openai-whisper's threshold for repetitive output
 _NO_SPEECH_LIMIT = 0.6
 _PREVIOUS_TOKENS = 64  # of the last final, as prompt for the next utterance
 _LOGPROB_LIMIT = -1.0
+_PREVIOUS_WITHIN_S = 20.0  # a final older than this (audio time) does not condition the next
+_TAIL_PAD_S = 0.45  # silence appended to a final's audio (see _final_audio)
+_MAX_CHARS_PER_S = 25  # fast speech is ~15 characters a second; a repetition loop is more
 # What Whisper says over noise or silence when it must say something; dropped from finals
 # only when the decoder itself doubted there was speech.
 _HALLUCINATIONS = frozenset(
     {"thank you.", "thanks for watching!", "thank you for watching.", "you", "bye.", "."}
 )
-
-
-@dataclass(frozen=True)
-class WhisperOptions:
-    """Decoding choices; defaults favour latency on a 4-core board."""
-
-    threads: int = 2
-    compute_type: str = "int8"
-    partials: bool = True  # re-decode while the person speaks; False: only the final
-    beam_size: int = 2  # finals; partials are greedy
-    partial_interval_s: float = 1.0  # minimum new audio between partial re-decodes
-    first_partial_s: float = 0.6  # speech before the first partial
-    partial_window_s: float = 10.0  # encoder window for partials (shorter is faster)
-    final_window_s: float = 10.0  # encoder window for finals (grows with longer speech)
-    translate_window_s: float = 30.0  # encoder window for the speech->English task
-    agreement: int = 2
-    lid_margin: float = 0.2  # best minus second candidate probability to switch language
 
 
 @dataclass(frozen=True)
@@ -66,16 +53,22 @@ class WhisperRecognizer:
     """Whisper recognizer following the Recognizer protocol."""
 
     def __init__(
-        self, bundle: Path, languages: tuple[str, ...], options: WhisperOptions | None = None
+        self,
+        bundle: Path,
+        languages: tuple[str, ...],
+        options: WhisperConfig | None = None,
+        threads: int = 2,
     ) -> None:
-        self.options = options or WhisperOptions()
+        """`options`: the [asr.whisper] config section (its defaults favour latency on a
+        4-core board); `threads`: asr.threads."""
+        self.options = options or WhisperConfig()
         started = time.monotonic()
         try:
             self._model = ctranslate2.models.Whisper(
                 str(bundle),
                 device="cpu",
                 compute_type=self.options.compute_type,
-                intra_threads=self.options.threads,
+                intra_threads=threads,
             )
             self._tokenizer = tokenizers.Tokenizer.from_file(str(bundle / "tokenizer.json"))
         except (RuntimeError, ValueError, OSError) as exc:
@@ -98,13 +91,18 @@ class WhisperRecognizer:
         # never mutated, so another thread may set it (see Engines.retarget).
         self.speech_translation: frozenset[str] = frozenset()
         self._buffer = np.zeros(int(MAX_SEGMENT_S * SAMPLE_RATE), dtype=np.float32)
+        self._tail = np.zeros(int(_TAIL_PAD_S * SAMPLE_RATE), dtype=np.float32)
         self._filled = 0
         self._t0 = 0.0
         self._decoded_at = 0
         self._last_decode_s = 0.0
         self._segment_lang: str | None = None
-        # Language and tokens of the last final: they condition the next utterance.
-        self._previous: tuple[str, list[int]] = ("", [])
+        # The last published final (language, tokens, text, audio end): it conditions the
+        # next utterance when it is recent. A final becomes "previous" only when the next
+        # utterance begins, not when a pause was merely decoded speculatively (resume()).
+        self._previous = _Previous()
+        self._candidate: _Previous | None = None
+        self._last_final: tuple[str, ctranslate2.StorageView] | None = None
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
         log.info(
@@ -129,6 +127,8 @@ class WhisperRecognizer:
     # --- Recognizer protocol -------------------------------------------------------
 
     def begin(self, t0: float) -> None:
+        if self._candidate is not None:
+            self._previous, self._candidate = self._candidate, None
         self._filled = 0
         self._t0 = t0
         self._decoded_at = 0
@@ -151,20 +151,26 @@ class WhisperRecognizer:
         final = self._final()
         return [final] if final else []
 
+    def resume(self) -> None:
+        """The speaker went on after the pause end() decoded: continue the same utterance
+        (the next accept() appends; that final is forgotten)."""
+        self._candidate = None
+        self._last_final = None
+
     # --- decoding ------------------------------------------------------------------
 
     def _partial_due(self) -> bool:
         o = self.options
-        if not o.partials or self._filled < o.first_partial_s * SAMPLE_RATE:
+        if not o.partials or self._filled < o.first_partial * SAMPLE_RATE:
             return False
         # Never spend more than ~80% of real time re-decoding, or the queue grows.
-        interval = max(o.partial_interval_s, self._last_decode_s * 1.25)
+        interval = max(o.partial_interval, self._last_decode_s * 1.25)
         return self._filled - self._decoded_at >= interval * SAMPLE_RATE or self._decoded_at == 0
 
     def _partial(self) -> Hypothesis:
         started = time.monotonic()
         audio = self._buffer[: self._filled]
-        encoded = self._encode(audio, self.options.partial_window_s)
+        encoded = self._encode(audio, self.options.partial_window)
         committed = self._agreement.committed
         # Identification on a second of audio is unreliable: re-identify on every partial
         # until a word is committed, which locks the utterance's language.
@@ -172,7 +178,9 @@ class WhisperRecognizer:
         if lang != self._segment_lang:
             self._agreement.reset()
         self._segment_lang = lang
-        decoded = self._decode(encoded, lang, "transcribe", committed, beam_size=1)
+        # No conditioning on the previous final: it made the first partials of an utterance
+        # repeat the previous text ("Turn on the living room light." again and again).
+        decoded = self._decode(encoded, lang, "transcribe", committed, 1, condition=False)
         words = decoded.text.split()
         stable = self._agreement.update(words)
         self._decoded_at = self._filled
@@ -186,30 +194,66 @@ class WhisperRecognizer:
             self._t0 + self._filled / SAMPLE_RATE,
         )
 
+    def _final_audio(self) -> np.ndarray:
+        """The utterance plus a short silent tail: the final is decoded 0.15 s into the
+        pause now, and Whisper base transcribes and translates speech that stops right at
+        the audio's end less reliably ("How do you call TuF ?")."""
+        return np.concatenate([self._buffer[: self._filled], self._tail])
+
     def _final(self) -> Hypothesis | None:
-        audio = self._buffer[: self._filled]
-        encoded = self._encode(audio, self.options.final_window_s)
+        audio = self._final_audio()
+        encoded = self._encode(audio, self.options.final_window)
         lang = self._identify(encoded)
         # Decoded afresh, not forced to start with the committed words: a forced prefix that
         # already covers the utterance makes Whisper invent a continuation ("... better. You").
         # The final supersedes the partials, as in the cloud APIs.
-        decoded = self._decode(encoded, lang, "transcribe", [], self.options.beam_size)
-        if _rejected(decoded):
-            log.debug("final dropped as non-speech: %r", decoded.text)
-            return None
-        self._previous = (lang, decoded.token_ids[-_PREVIOUS_TOKENS:])
-        english = None
-        if lang in self.speech_translation and lang != "en":
-            # Base's translate task degrades on a short window ("How do you call Tuf?" for
-            # "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
-            window = self.options.translate_window_s
-            if window != self.options.final_window_s:
-                encoded = self._encode(audio, window)
-            english = self._decode(encoded, lang, "translate", [], self.options.beam_size).text
+        condition = self._conditioned(lang)
+        decoded = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, condition)
+        if condition and _same_text(decoded.text, self._previous.text):
+            # The prompt can pull a new utterance into the previous one's words (a
+            # hallucinated "1,2,1,2,1." repeated itself for minutes): decide without it.
+            decoded = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
+        audio_s = self._filled / SAMPLE_RATE
+        if _suspicious(decoded, audio_s) and self.options.final_window < MAX_SEGMENT_S:
+            # A short window's known failure ("Comment t'appelles-tu ? Comment
+            # t'appelles-tu ?" on 1.6 s): fall back to Whisper's native 30 s window, as
+            # openai-whisper falls back to other temperatures, and keep the better decode.
+            encoded = self._encode(audio, MAX_SEGMENT_S)
+            retry = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
+            if not _suspicious(retry, audio_s) or retry.avg_logprob > decoded.avg_logprob:
+                decoded = retry
         t1 = self._t0 + self._filled / SAMPLE_RATE
-        return Hypothesis(
-            HypothesisKind.FINAL, decoded.text, decoded.text, lang, self._t0, t1, english
-        )
+        reason = _rejected(decoded, audio_s)
+        if reason:
+            log.debug("final rejected (%s): %r", reason, decoded.text)
+            self._candidate = None
+            return Hypothesis(HypothesisKind.FINAL, "", "", lang, self._t0, t1, reason=reason)
+        self._candidate = _Previous(lang, decoded.token_ids[-_PREVIOUS_TOKENS:], decoded.text, t1)
+        self._last_final = (lang, encoded)
+        return Hypothesis(HypothesisKind.FINAL, decoded.text, decoded.text, lang, self._t0, t1)
+
+    # --- speech->English, after the transcript is out (SpeechTranslator) --------------
+
+    def speech_translation_due(self, final: Hypothesis) -> bool:
+        return final.lang in self.speech_translation and final.lang != "en"
+
+    def translate_speech(self) -> str | None:
+        """Whisper's translate task on the last final's audio (its buffer is intact until
+        the next begin())."""
+        if self._last_final is None:
+            return None
+        lang, encoded = self._last_final
+        self._last_final = None
+        # Base's translate task degrades on a short window ("How do you call Tuf?" for
+        # "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
+        window = self.options.translate_window
+        if window != self.options.final_window:
+            encoded = self._encode(self._final_audio(), window)
+        try:
+            return self._decode(encoded, lang, "translate", [], self.options.beam_size).text
+        except EngineError as exc:
+            log.warning("speech translation failed: %s", exc)
+            return None
 
     def _encode(self, audio: np.ndarray, window_s: float) -> ctranslate2.StorageView:
         features = log_mel(audio, self._n_mels)
@@ -235,6 +279,13 @@ class WhisperRecognizer:
             return self._segment_lang  # too close to call: stay with the utterance's language
         return best
 
+    def _conditioned(self, lang: str) -> bool:
+        """Whisper's own conditioning on the previous text: short VAD segments are
+        transcribed far more consistently with it ("Ever failed." not "Everfailed.") — but
+        only on a recent final in the same language, which passed the quality checks."""
+        p = self._previous
+        return bool(p.tokens) and p.lang == lang and self._t0 - p.t1 <= _PREVIOUS_WITHIN_S
+
     def _decode(
         self,
         encoded: ctranslate2.StorageView,
@@ -242,14 +293,12 @@ class WhisperRecognizer:
         task: str,
         prefix_words: list[str],
         beam_size: int,
+        condition: bool = False,
     ) -> _Decoded:
         s = self._special
         prompt = [s["startoftranscript"], self._token(f"<|{lang}|>"), s[task], s["notimestamps"]]
-        previous_lang, previous = self._previous
-        if task == "transcribe" and previous and previous_lang == lang:
-            # Whisper's own conditioning on the previous text: short VAD segments are
-            # transcribed far more consistently with it ("Ever failed." not "Everfailed.").
-            prompt = [s["startofprev"], *previous, *prompt]
+        if condition:
+            prompt = [s["startofprev"], *self._previous.tokens, *prompt]
         prefix_ids: list[int] = []
         if prefix_words:
             prefix_ids = self._tokenizer.encode(
@@ -275,15 +324,47 @@ class WhisperRecognizer:
         return _Decoded(text, ids, result.scores[0], result.no_speech_prob)
 
 
-def _rejected(decoded: _Decoded) -> bool:
-    """Whisper's own failure modes: speech invented over noise, and repetition loops."""
+@dataclass(frozen=True)
+class _Previous:
+    lang: str = ""
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    t1: float = 0.0
+
+
+def _same_text(a: str, b: str) -> bool:
+    def norm(t: str) -> str:
+        return " ".join("".join(c for c in t.casefold() if c.isalnum() or c.isspace()).split())
+
+    return bool(b) and norm(a) == norm(b)
+
+
+def _suspicious(decoded: _Decoded, audio_s: float) -> bool:
+    """More text than the audio can hold, repetitive, or a decoder in doubt."""
+    text = decoded.text.strip()
+    if not text:
+        return False
+    encoded = text.encode()
+    ratio = len(encoded) / len(zlib.compress(encoded))
+    too_long = len(text) > _MAX_CHARS_PER_S * max(audio_s, 1.0)
+    return too_long or ratio > _COMPRESSION_LIMIT or decoded.avg_logprob < _LOGPROB_LIMIT
+
+
+def _rejected(decoded: _Decoded, audio_s: float) -> str | None:
+    """Whisper's own failure modes: speech invented over noise, and repetition loops.
+    Returns why the final is rejected, or None. A phrase genuinely said four times
+    compresses as well as a loop; what gives a loop away is more text than the audio
+    could hold."""
     text = decoded.text.strip()
     if not text.strip(" .,!?-♪"):
-        return True
+        return "no-speech"
     doubted = decoded.no_speech_prob > _NO_SPEECH_LIMIT and decoded.avg_logprob < _LOGPROB_LIMIT
     if doubted:
-        return True
+        return "no-speech"
     if decoded.no_speech_prob > 0.3 and text.casefold() in _HALLUCINATIONS:
-        return True
+        return "hallucination"
     encoded = text.encode()
-    return len(encoded) > 40 and len(encoded) / len(zlib.compress(encoded)) > _COMPRESSION_LIMIT
+    repetitive = len(encoded) / len(zlib.compress(encoded)) > _COMPRESSION_LIMIT
+    if len(encoded) > 40 and repetitive and len(text) > _MAX_CHARS_PER_S * max(audio_s, 1.0):
+        return "repetition"
+    return None

@@ -6,9 +6,10 @@ sources convert, nothing else does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from enum import Enum
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -54,3 +55,30 @@ class AudioSink(Protocol):
     def play(self, samples: np.ndarray, sample_rate: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+class DeviceState(Enum):
+    """What a capture source is doing: delivering audio, trying to get it back, or done."""
+
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    STOPPED = "stopped"
+
+
+@runtime_checkable
+class LiveSource(AudioSource, Protocol):
+    """A device that can be lost and found again (a microphone): it reports its state."""
+
+    overruns: int
+
+    @property
+    def state(self) -> DeviceState: ...
+
+    def on_state(self, callback: Callable[[DeviceState, str], None]) -> None: ...
+
+
+@runtime_checkable
+class Speaker(AudioSink, Protocol):
+    """A sink a person hears: playback in progress can be cut short."""
+
+    def stop(self) -> None: ...

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import soxr
 
-from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk, DeviceState
 from edged.audio.convert import StreamResampler
 from edged.errors import AudioError
 
@@ -44,14 +44,6 @@ SAMPLE_FORMATS = tuple(_DECODE)
 _OVERRUN_QUIET_S = 5.0  # clean capture this long ends an overrun episode (one log line each way)
 _MAX_UNDERRUN_RETRIES = 8  # consecutive failed writes of one period before giving up
 _POLL_READY = select.POLLIN | select.POLLERR | select.POLLHUP | select.POLLNVAL
-
-
-class DeviceState(Enum):
-    """What a capture source is doing: delivering audio, trying to get it back, or done."""
-
-    RUNNING = "running"
-    DEGRADED = "degraded"
-    STOPPED = "stopped"
 
 
 class Wait(Enum):

@@ -377,11 +377,15 @@ def test_valid_commands_change_state_and_invalid_ones_do_not(live_daemon: LiveDa
     assert not refused["ok"] and "no translation path" in refused["error"]
     assert ask({"op": "pause", "id": 3})["result"]["listening"] is False
     assert ask({"op": "mute", "id": 4})["result"]["speech_muted"] is True
-    assert ask({"op": "speak", "id": 5, "text": "hello", "lang": "en"})["ok"]
+    muted = ask({"op": "speak", "id": 5, "text": "hello", "lang": "en"})
+    assert not muted["ok"] and "muted" in muted["error"]  # mute covers speak commands too
     state = ask({"op": "status", "id": 6})["result"]
     assert (state["targets"], state["speak"]) == (["es"], "es")
     assert ask({"op": "resume", "id": 7})["ok"] and ask({"op": "unmute", "id": 8})["ok"]
-    assert ask({"op": "set_targets", "id": 9, "targets": ["en"]})["ok"]
+    assert ask({"op": "speak", "id": 10, "text": "hello", "lang": "en"})["ok"]
+    # Without `speak`, the first target is spoken (as with tts.speak = "").
+    result = ask({"op": "set_targets", "id": 9, "targets": ["en", "es"]})["result"]
+    assert result["speak"] == "en"
 
 
 def test_a_burst_of_signals_does_not_wedge_the_main_loop(rig: Rig, daemons, notify_socket) -> None:

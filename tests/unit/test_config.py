@@ -30,9 +30,12 @@ def keys_of(cls: type, prefix: str = "") -> set[str]:
 
 
 def flatten(table: dict, prefix: str = "") -> set[str]:
+    """Dotted keys of a TOML table; a table-valued key (tts.voices, conversation.buttons)
+    is one key, not a section."""
+    leaves = keys_of(Config)
     out = set()
     for key, value in table.items():
-        if isinstance(value, dict) and key != "voices":
+        if isinstance(value, dict) and prefix + key not in leaves:
             out |= flatten(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)
@@ -137,3 +140,17 @@ def test_any_table_builds_a_config_or_raises_config_error(entries: dict) -> None
         assert "config key" in str(exc)
         return
     assert isinstance(config, Config)
+
+
+def test_one_engine_table_feeds_validation_cli_and_loading(tmp_path: Path) -> None:
+    from edged.cli import build_parser
+    from edged.config import ASR_ENGINES, MT_ENGINES
+    from edged.engines import RECOGNIZERS
+
+    assert tuple(RECOGNIZERS) == ASR_ENGINES
+    with pytest.raises(ConfigError, match="unknown 'bogus'; allowed: ct2, apertium, whisper"):
+        load_config(write(tmp_path, "[mt]\nengines = ['apertium', 'bogus']\n"))
+    translate = build_parser()._subparsers._group_actions[0].choices["translate"]  # type: ignore[union-attr]
+    choices = {a.dest: a.choices for a in translate._actions if a.choices}
+    assert tuple(choices["asr"]) == ASR_ENGINES and tuple(choices["mt"]) == MT_ENGINES
+
