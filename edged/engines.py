@@ -271,7 +271,11 @@ def _load_voices(prepared: Prepared) -> Voices:
         voices[lang] = (
             bundle,
             PiperSynthesizer(
-                prepared.bundles[bundle], threads=c.threads, speed=c.speed, espeak=espeak
+                prepared.bundles[bundle],
+                threads=c.threads,
+                speed=c.speed,
+                speaker=c.speakers.get(lang, ""),
+                espeak=espeak,
             ),
         )
         log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)

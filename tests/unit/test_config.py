@@ -32,7 +32,7 @@ def keys_of(cls: type, prefix: str = "") -> set[str]:
 def flatten(table: dict, prefix: str = "") -> set[str]:
     out = set()
     for key, value in table.items():
-        if isinstance(value, dict) and key != "voices":
+        if isinstance(value, dict) and key not in ("voices", "speakers"):
             out |= flatten(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)
