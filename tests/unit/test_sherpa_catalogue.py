@@ -48,8 +48,9 @@ def test_piper_voice_model_hashes_differ(catalogue) -> None:
 def test_default_sherpa_bundle_is_pinned_to_commits(catalogue) -> None:
     bundle = catalogue.bundle("sherpa-zipformer-en-20m")
     assert all(COMMIT_URL.match(s.url) for s in url_sources(bundle))
-    pinned = {f.path for f in bundle.files if SHA256.match(f.sha256)}
-    assert pinned == {"joiner-epoch-99-avg-1.int8.onnx", "tokens.txt", "bpe.model"}
+    assert all(SHA256.match(f.sha256) and f.size for f in bundle.files)
+    assert all(SHA256.match(s.sha256) and s.size for s in url_sources(bundle))
+    assert bundle.size == 45202074 + 244865  # the four model files + bpe.model
 
 
 @pytest.mark.parametrize(
