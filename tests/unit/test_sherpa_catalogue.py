@@ -67,3 +67,16 @@ def test_punctuation_bundle_is_fully_pinned(catalogue) -> None:
     bundle = catalogue.bundle("sherpa-punct-en")
     assert all(SHA256.match(f.sha256) and f.size for f in bundle.files)
     assert all(SHA256.match(s.sha256) and s.size for s in url_sources(bundle))
+
+
+def test_hugging_face_urls_are_commit_pinned(catalogue) -> None:
+    """Every Hugging Face download of the sherpa and Piper bundles names a commit, except
+    the zh-en bpe.vocab (no commit of that repository known: main, trust-on-first-use)."""
+    following_main = []
+    for bundle in catalogue.bundles.values():
+        if not bundle.kind.startswith(("asr.sherpa", "tts.piper")):
+            continue
+        for source in url_sources(bundle):
+            if "huggingface.co" in source.url and not COMMIT_URL.match(source.url):
+                following_main.append((bundle.name, source.path))
+    assert following_main == [("sherpa-zipformer-zh-en", "bpe.vocab")]
