@@ -110,11 +110,22 @@ class TtsConfig:
     enabled: bool = True
     speak: str = ""  # target language spoken; "" = the first target
     voices: dict[str, str] = field(default_factory=lambda: {"en": "piper-en_US-joe-medium"})
+    # speaker of a multi-speaker voice, per language of `voices`: a name of the voice's
+    # speaker_id_map or a speaker number; a language not listed speaks with speaker 0
+    speakers: dict[str, str] = field(default_factory=dict)
     espeak_fallback: bool = True
     espeak_bundle: str = "espeak-ng-data"
     speed: float = field(default=1.0, metadata=_range(0.5, 2))
     threads: int = field(default=1, metadata=_range(1, 16))
     output: str = ""  # WAV file for `edged translate --tts`; the daemon plays on ALSA
+
+    def __post_init__(self) -> None:
+        for lang in self.speakers:
+            if lang not in self.voices:
+                raise ConfigError(
+                    f"config key 'tts.speakers.{lang}': no voice for '{lang}' in tts.voices "
+                    f"(allowed: {', '.join(self.voices) or 'none'})"
+                )
 
 
 @dataclass(frozen=True)

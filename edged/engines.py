@@ -233,12 +233,23 @@ def _load_whisper(prepared: Prepared) -> Recognizer:
 
 
 def _load_sherpa(prepared: Prepared) -> Recognizer:
-    from edged.asr.punct import load_punctuator
+    from edged.asr.punct import PUNCTUATION_LANGUAGES, load_punctuator
     from edged.asr.sherpa import EndpointRules, SherpaRecognizer
 
     c = prepared.config.asr
     s = c.sherpa
+    catalogue = store.load_catalogue()
     punctuation = prepared.bundles[s.punctuation_bundle] if s.punctuation_bundle else None
+    # The punctuation model knows its own bundle's languages, not the recognizer's: an
+    # English CNN-BiLSTM must leave French or Chinese finals to the sentence-case rule.
+    punct_languages = (
+        catalogue.bundle(s.punctuation_bundle).languages
+        if s.punctuation_bundle and "/" not in s.punctuation_bundle
+        else PUNCTUATION_LANGUAGES
+    )
+    # meta.joiner = "float": sherpa-onnx's own apps pair this model's int8 encoder with
+    # its float joiner (their APK generator deletes the int8 joiner).
+    meta = catalogue.bundle(s.bundle).meta if "/" not in s.bundle else {}
     return SherpaRecognizer(
         prepared.bundles[s.bundle],
         prepared.languages,
@@ -248,7 +259,8 @@ def _load_sherpa(prepared: Prepared) -> Recognizer:
         decoding=s.decoding,
         hotwords=s.hotwords,
         hotwords_score=s.hotwords_score,
-        punctuator=load_punctuator(punctuation, prepared.languages, 1),
+        punctuator=load_punctuator(punctuation, punct_languages, 1),
+        float_joiner=meta.get("joiner") == "float",
     )
 
 
@@ -270,7 +282,11 @@ def _load_voices(prepared: Prepared) -> Voices:
         voices[lang] = (
             bundle,
             PiperSynthesizer(
-                prepared.bundles[bundle], threads=c.threads, speed=c.speed, espeak=espeak
+                prepared.bundles[bundle],
+                threads=c.threads,
+                speed=c.speed,
+                speaker=c.speakers.get(lang, ""),
+                espeak=espeak,
             ),
         )
         log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _END_MARKS = ".!?\u2026\u3002\uff01\uff1f"  # and the CJK full stop, ! and ?
 _ENGLISH_I = re.compile(r"\bi\b")
+# The languages of a punctuation bundle given by path (no catalogue entry to say): the only
+# online (CNN-BiLSTM) punctuation model sherpa-onnx publishes is English.
+PUNCTUATION_LANGUAGES = ("en",)
 
 
 class Punctuator(Protocol):
@@ -63,9 +66,15 @@ class SentenceCase:
 
 class SherpaPunctuator:
     """sherpa-onnx OnlinePunctuation (CNN-BiLSTM) on finals of its languages; SentenceCase
-    for partials and for every other language."""
+    for partials and for every other language.
 
-    def __init__(self, bundle: Path, languages: tuple[str, ...] = ("en",), threads: int = 1):
+    `languages` are the punctuation model's own (its bundle's), never the recognizer's: the
+    model would split a French final with its English vocabulary and punctuate it in English.
+    """
+
+    def __init__(
+        self, bundle: Path, languages: tuple[str, ...] = PUNCTUATION_LANGUAGES, threads: int = 1
+    ):
         import sherpa_onnx
 
         model = _first(bundle, ("model.int8.onnx", "model.onnx"))
@@ -107,9 +116,10 @@ class SherpaPunctuator:
 
 
 def load_punctuator(
-    bundle: Path | None, languages: tuple[str, ...] = ("en",), threads: int = 1
+    bundle: Path | None, languages: tuple[str, ...] = PUNCTUATION_LANGUAGES, threads: int = 1
 ) -> Punctuator:
-    """The punctuation model of `bundle` if given, else the sentence-case rule."""
+    """The punctuation model of `bundle` if given, else the sentence-case rule; `languages`
+    are the languages of the punctuation bundle (its catalogue entry), not the recognizer's."""
     if bundle is None:
         return SentenceCase()
     if not bundle.is_dir():

@@ -13,7 +13,8 @@ ONNX metadata, read straight from the protobuf without loading the model:
 
 plus `tokens.txt` always. `*.int8.onnx` is preferred over the float file, except for a
 transducer's decoder: sherpa-onnx's own apps pair int8 encoder/joiner with the float
-decoder (tiny, and more accurate unquantized).
+decoder (tiny, and more accurate unquantized). For some models those apps also keep the
+float joiner (their APK generator deletes the int8 one); `float_joiner` asks for that.
 
 Everything sherpa-onnx would choke on is checked first, because its loaders call
 `exit()` on a missing metadata key or blank symbol (the daemon would vanish without a
@@ -64,7 +65,11 @@ _REQUIRED_META = {
         "num_encoder_layers", "T", "decode_chunk_len", "left_context", "encoder_dim",
         "pad_length", "cnn_module_kernel",
     ),
-    "ebranchformer": (),
+    # online-ebranchformer-transducer-model.cc reads these ten and exit()s on a miss
+    "ebranchformer": (
+        "decode_chunk_len", "T", "num_hidden_layers", "hidden_size", "intermediate_size",
+        "csgu_kernel_size", "merge_conv_kernel", "left_context_len", "num_heads", "head_dim",
+    ),
     "wenet_ctc": (
         "head", "num_blocks", "output_size", "cnn_module_kernel", "right_context",
         "subsampling_factor", "vocab_size",
@@ -157,11 +162,12 @@ class SherpaBundle:
 # --- bundle inspection --------------------------------------------------------------
 
 
-def inspect_bundle(path: Path, variant: str = "") -> SherpaBundle:
+def inspect_bundle(path: Path, variant: str = "", *, float_joiner: bool = False) -> SherpaBundle:
     """Find and check the model files of a sherpa-onnx streaming bundle.
 
     `variant` picks among several exports in one directory by a substring of their file
-    names (e.g. "chunk-16-left-64"). ModelError names the missing or mismatched file.
+    names (e.g. "chunk-16-left-64"); `float_joiner` prefers a transducer's float joiner
+    over its int8 one. ModelError names the missing or mismatched file.
     """
     if not path.is_dir():
         raise ModelError(f"sherpa model bundle {path} is not a directory; install it first")
@@ -175,7 +181,7 @@ def inspect_bundle(path: Path, variant: str = "") -> SherpaBundle:
         for role in ("encoder", "decoder", "joiner")
     }
     if by_role["encoder"] or by_role["decoder"] or by_role["joiner"]:
-        bundle = _inspect_encoder_decoder(path, by_role, tokens, symbols, variant)
+        bundle = _inspect_encoder_decoder(path, by_role, tokens, symbols, variant, float_joiner)
     else:
         bundle = _inspect_single(path, onnx_files, tokens, symbols, variant)
     if len(symbols) < bundle.vocab_size:
@@ -251,6 +257,7 @@ def _inspect_encoder_decoder(
     tokens: Path,
     symbols: tuple[str, ...],
     variant: str,
+    float_joiner: bool,
 ) -> SherpaBundle:
     encoder = _pick(by_role["encoder"], "encoder", folder, variant, int8=True)
     decoder = _pick(by_role["decoder"], "decoder", folder, variant, int8=False)
@@ -269,7 +276,7 @@ def _inspect_encoder_decoder(
             f"{folder}: transducer encoder {encoder.name} but no joiner*.onnx (file missing);"
             f" reinstall the bundle"
         )
-    joiner = _pick(by_role["joiner"], "joiner", folder, variant, int8=True)
+    joiner = _pick(by_role["joiner"], "joiner", folder, variant, int8=not float_joiner)
     read_onnx_info(joiner)  # readable at all
     model_type = enc.metadata.get("model_type", "")
     if model_type not in ("zipformer", "zipformer2", "lstm", "conformer", "ebranchformer"):
@@ -354,6 +361,7 @@ class SherpaRecognizer:
         hotwords_score: float = 1.5,
         punctuator: Punctuator | None = None,
         variant: str = "",
+        float_joiner: bool = False,
     ) -> None:
         if not model_languages:
             raise ConfigError(f"sherpa bundle {bundle.name}: its languages are unknown")
@@ -363,7 +371,7 @@ class SherpaRecognizer:
             raise ConfigError(
                 f"asr.sherpa.decoding: {decoding!r} is not one of {', '.join(DECODINGS)}"
             )
-        self.bundle = inspect_bundle(bundle, variant)
+        self.bundle = inspect_bundle(bundle, variant, float_joiner=float_joiner)
         self.model_languages = tuple(model_languages)
         self.decoding = decoding
         self.endpoint = endpoint or EndpointRules()

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from edged.errors import ConfigError, EngineError, ModelError
 from edged.tts.espeak import EspeakLibrary
 from edged.tts.phonemes import Phonemizer, codepoints
-from edged.tts.piper_convert import MODEL_FILE, TOKENS_FILE, read_metadata
+from edged.tts.piper_convert import MODEL_FILE, TOKENS_FILE, check_phoneme_type, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,26 @@ class PiperVoice:
     noise_scale: float
     length_scale: float
     noise_w: float
+    num_speakers: int = 1
+    speaker_ids: dict[str, int] = field(default_factory=dict)  # speaker_id_map: name -> id
+
+    def speaker_id(self, speaker: str, where: str = "tts.speakers") -> int:
+        """The sherpa speaker id for `speaker`: a name of the voice's speaker_id_map or a
+        number below num_speakers; "" is the first speaker. ConfigError names the choices."""
+        speaker = speaker.strip()
+        if not speaker:
+            return 0
+        if speaker in self.speaker_ids:
+            return self.speaker_ids[speaker]
+        if speaker.isdigit() and int(speaker) < self.num_speakers:
+            return int(speaker)
+        if self.num_speakers <= 1:
+            raise ConfigError(f"{where}: {speaker!r}, but this Piper voice has a single speaker")
+        names = ", ".join(sorted(self.speaker_ids)[:8]) or "none"
+        raise ConfigError(
+            f"{where}: {speaker!r} is not a speaker of this voice: give a number from 0 to "
+            f"{self.num_speakers - 1} or a name from its speaker_id_map ({names}, ...)"
+        )
 
 
 class PiperSynthesizer:
@@ -52,7 +72,7 @@ class PiperSynthesizer:
         *,
         threads: int = 1,
         speed: float = 1.0,
-        speaker: int = 0,
+        speaker: str = "",
         espeak: EspeakLibrary | None = None,
     ) -> None:
         import sherpa_onnx  # imported here so a config check need not load onnxruntime
@@ -63,10 +83,10 @@ class PiperSynthesizer:
             raise ConfigError(f"tts threads {threads}: must be at least 1")
         model, tokens, voice_json = bundle_files(bundle_dir)
         self.voice = read_voice(voice_json)
+        self._speaker = self.voice.speaker_id(speaker, f"tts.speakers ({bundle_dir.name})")
         self._symbols = _check_tokens(tokens)
         metadata = _check_metadata(model, bundle_dir)
         self._phonemizer = Phonemizer(espeak)
-        self._speaker = speaker
 
         started = time.monotonic()
         config = sherpa_onnx.OfflineTtsConfig(
@@ -144,21 +164,27 @@ def bundle_files(bundle_dir: Path) -> tuple[Path, Path, Path]:
 
 
 def read_voice(json_path: Path) -> PiperVoice:
-    """The phonemizer voice, language and inference defaults from a Piper .onnx.json."""
+    """The phonemizer voice, language, speakers and inference defaults from a Piper
+    .onnx.json; ModelError for a voice that is not espeak-phonemized."""
     try:
         config: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
         espeak_voice = str(config["espeak"]["voice"])
         language = config.get("language", {}).get("family") or espeak_voice.split("-")[0]
         inference = config.get("inference", {})
-        return PiperVoice(
+        speaker_ids = {str(k): int(v) for k, v in (config.get("speaker_id_map") or {}).items()}
+        voice = PiperVoice(
             espeak_voice=espeak_voice,
             language=str(language).lower(),
             noise_scale=float(inference.get("noise_scale", 0.667)),
             length_scale=float(inference.get("length_scale", 1.0)),
             noise_w=float(inference.get("noise_w", 0.8)),
+            num_speakers=int(config.get("num_speakers", 1)),
+            speaker_ids=speaker_ids,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{json_path}: not a usable Piper voice config ({exc!r})") from exc
+    check_phoneme_type(config, json_path)
+    return voice
 
 
 def _check_tokens(tokens: Path) -> set[int]:

@@ -25,6 +25,21 @@ TOKENS_FILE = "tokens.txt"
 # Piper's training code wrote 22500 for some 22.05 kHz voices; sherpa's converter fixes it too.
 _MISWRITTEN_RATE = 22500
 _REAL_RATE = 22050
+# Piper's PhonemeType values meaning espeak-ng phonemes: "espeak" (piper/config.py, also its
+# default when the key is absent, as in older voices) and the enum's str() that some of
+# Piper's training exports wrote instead (es_MX-ald-medium).
+_ESPEAK_PHONEME_TYPES = ("espeak", "phonemetype.espeak")
+
+
+def check_phoneme_type(config: dict[str, Any], json_path: Path) -> None:
+    """Refuse a voice whose phoneme_type is not espeak: edged phonemizes with espeak-ng only,
+    so a `text` (or other) voice would get symbols it was never trained on."""
+    phoneme_type = config.get("phoneme_type", "espeak")
+    if str(phoneme_type).lower() not in _ESPEAK_PHONEME_TYPES:
+        raise ModelError(
+            f"{json_path}: phoneme_type {phoneme_type!r} is not espeak: edged phonemizes with "
+            f"espeak-ng only and cannot drive this voice; choose an espeak-phonemized Piper voice"
+        )
 
 
 def convert_piper_voice(onnx_path: Path, json_path: Path, out_dir: Path) -> None:
@@ -32,6 +47,7 @@ def convert_piper_voice(onnx_path: Path, json_path: Path, out_dir: Path) -> None
     import onnx  # heavy import, only needed at install time
 
     config = _read_voice_config(json_path)
+    check_phoneme_type(config, json_path)
     tokens = tokens_text(config, json_path)
     metadata = sherpa_metadata(config, json_path)
 

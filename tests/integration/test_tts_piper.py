@@ -131,3 +131,48 @@ def test_broken_bundles_are_model_errors_not_crashes(
     (bundle / TOKENS_FILE).write_text("_ 0\nbad line\n", encoding="utf-8")
     with pytest.raises(ModelError, match=r"tokens.txt:2"):
         PiperSynthesizer(bundle, espeak=espeak)
+
+
+def _joe_copy(joe_bundle: Path, tmp_path: Path, **changes: object) -> Path:
+    """A copy of the joe bundle whose .onnx.json has `changes` (None deletes a key)."""
+    import json
+
+    bundle = Path(shutil.copytree(joe_bundle, tmp_path / "joe"))
+    voice_json = _voice_json(bundle)
+    config = json.loads(voice_json.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    voice_json.write_text(json.dumps(config), encoding="utf-8")
+    return bundle
+
+
+def test_a_text_phonemized_voice_is_refused_before_loading(
+    joe_bundle: Path, espeak: EspeakLibrary, tmp_path: Path
+) -> None:
+    bundle = _joe_copy(joe_bundle, tmp_path, phoneme_type="text")
+    with pytest.raises(ModelError, match=r"\.onnx\.json: phoneme_type 'text' is not espeak"):
+        PiperSynthesizer(bundle, espeak=espeak)
+
+
+def test_speaker_of_the_real_voice(joe_bundle: Path, espeak: EspeakLibrary) -> None:
+    """joe has one speaker: "0" (or nothing) speaks, any other speaker is a config error
+    naming the key, before the model is loaded."""
+    voice = PiperSynthesizer(joe_bundle, speaker="0", espeak=espeak)
+    assert next(iter(voice.synthesize("Hello.", "en"))).size > 0
+    with pytest.raises(ConfigError, match=r"tts.speakers .*'1', but this Piper voice has a single"):
+        PiperSynthesizer(joe_bundle, speaker="1", espeak=espeak)
+
+
+def test_speaker_config_reaches_the_voice(models_dir: Path, tmp_path: Path) -> None:
+    """tts.speakers is handed to the voice of its language by engines.py."""
+    from edged import engines
+    from edged.config import load_config
+
+    config = tmp_path / "edged.toml"
+    config.write_text('[tts]\nspeakers = { en = "7" }\n', encoding="utf-8")
+    prepared = engines.prepare(load_config(config))
+    with pytest.raises(ConfigError, match=r"tts.speakers \(piper-en_US-joe-medium\): '7'"):
+        prepared.load()

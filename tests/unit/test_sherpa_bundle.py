@@ -200,3 +200,94 @@ def test_onnx_info_matches_the_onnx_package(built: dict[str, Path]) -> None:
         for o in model.graph.output
     ]  # fmt: skip
     assert info.outputs == expected
+
+
+# --- precision sherpa-onnx's own apps use, and metadata of the e-branchformer -----------
+
+
+def test_float_joiner_is_preferred_when_asked(copy) -> None:
+    """sherpa-onnx's APK generator keeps the float joiner (deletes joiner*.int8.onnx) for
+    the zipformer-en-2023-06-26 and zipformer-fr-2023-04-14 models."""
+    folder = copy("lstm")
+    b = inspect_bundle(folder, float_joiner=True)
+    assert b.files["joiner"].name == "joiner-epoch-99-avg-1.onnx"
+    assert b.files["encoder"].name == "encoder-epoch-99-avg-1.int8.onnx"
+    assert b.files["decoder"].name == "decoder-epoch-99-avg-1.onnx"
+
+
+@pytest.mark.parametrize("bundle", ["sherpa-zipformer-en-2023-06-26", "sherpa-zipformer-fr"])
+def test_catalogue_extracts_the_float_joiner_for_apps_pairing(bundle: str) -> None:
+    from edged import store
+
+    entry = store.load_catalogue().bundle(bundle)
+    joiners = [f.path for f in entry.files if f.path.startswith("joiner")]
+    assert len(joiners) == 1 and not joiners[0].endswith(".int8.onnx"), joiners
+    assert entry.meta.get("joiner") == "float"
+    members = [m for s in entry.sources for m in s.members.values()]
+    assert joiners[0] in members
+
+
+@pytest.mark.parametrize("bundle", ["sherpa-zipformer-en-20m", "sherpa-zipformer-zh-en"])
+def test_catalogue_keeps_the_int8_joiner_where_the_apps_do(bundle: str) -> None:
+    from edged import store
+
+    entry = store.load_catalogue().bundle(bundle)
+    assert [f.path for f in entry.files if f.path.startswith("joiner")] == [
+        "joiner-epoch-99-avg-1.int8.onnx"
+    ]
+    assert entry.meta.get("joiner", "int8") == "int8"
+
+
+EBRANCHFORMER_META = {
+    "model_type": "ebranchformer",
+    "decode_chunk_len": 32,
+    "T": 40,
+    "num_hidden_layers": 2,
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "csgu_kernel_size": 31,
+    "merge_conv_kernel": 31,
+    "left_context_len": 64,
+    "num_heads": 2,
+    "head_dim": 4,
+}
+
+
+def ebranchformer_bundle(folder: Path, meta: dict[str, object]) -> Path:
+    ts.write_stub(folder / "encoder.int8.onnx", meta)
+    ts.write_stub(folder / "decoder.onnx", {"vocab_size": 5, "context_size": 2})
+    ts.write_stub(folder / "joiner.int8.onnx", {})
+    ts.write_tokens(folder / "tokens.txt", ts.CTC_TOKENS)
+    return folder
+
+
+def test_ebranchformer_with_all_ten_keys_is_accepted(tmp_path: Path) -> None:
+    b = inspect_bundle(ebranchformer_bundle(tmp_path, EBRANCHFORMER_META))
+    assert (b.kind, b.model_type) == (ModelKind.TRANSDUCER, "ebranchformer")
+    assert (b.chunk_frames, b.shift_frames) == (40, 32)
+
+
+@pytest.mark.parametrize("key", [k for k in EBRANCHFORMER_META if k != "model_type"])
+def test_ebranchformer_missing_a_key_names_it_and_the_file(tmp_path: Path, key: str) -> None:
+    """sherpa-onnx's OnlineEbranchformerTransducerModel reads these ten keys with
+    SHERPA_ONNX_READ_META_DATA, which exit()s on a miss."""
+    meta = {k: v for k, v in EBRANCHFORMER_META.items() if k != key}
+    with pytest.raises(ModelError, match=rf"encoder\.int8\.onnx: metadata lacks {key} needed"):
+        inspect_bundle(ebranchformer_bundle(tmp_path, meta))
+
+
+def test_default_english_bundle_has_the_bpe_model_hotwords_need() -> None:
+    """Defect 9: the default bundle's recipe publishes its sentencepiece model (sherpa-onnx's
+    CI adds desh2608/...-streaming-small data/lang_bpe_500/bpe.model to it); with it the
+    recognizer derives bpe.vocab and accepts hotwords (test_sherpa_stream)."""
+    import re
+
+    from edged import store
+    from edged.config import Config
+
+    entry = store.load_catalogue().bundle(Config().asr.sherpa.bundle)
+    bpe = next(f for f in entry.files if f.path == "bpe.model")
+    assert len(bpe.sha256) == 64 and bpe.size == 244865
+    source = next(s for s in entry.sources if getattr(s, "path", "") == "bpe.model")
+    assert re.search(r"/resolve/[0-9a-f]{40}/data/lang_bpe_500/bpe\.model$", source.url)
+    assert "desh2608/icefall-asr-librispeech-pruned-transducer-stateless7" in source.url

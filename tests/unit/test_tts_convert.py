@@ -141,3 +141,84 @@ def test_read_metadata_rejects_what_is_not_onnx(tmp_path: Path) -> None:
         with pytest.raises(ModelError, match=path.name):
             read_metadata(path)
     assert read_metadata(tiny_model(tmp_path / "plain.onnx")) == {}
+
+
+# --- phoneme_type and speakers, read from the voice's .onnx.json -------------------------
+
+
+@pytest.mark.parametrize("phoneme_type", ["text", "pinyin"])
+def test_a_voice_not_phonemized_by_espeak_is_refused(
+    voice: tuple[Path, Path], tmp_path: Path, phoneme_type: str
+) -> None:
+    """Piper's PhonemeType is espeak or text (piper/config.py); edged drives voices with
+    espeak-ng phonemes only, so a text voice is refused at install and at load."""
+    from edged.tts.piper import read_voice
+
+    onnx_path, config = voice
+    config.write_text(json.dumps({**VOICE_CONFIG, "phoneme_type": phoneme_type}), "utf-8")
+    with pytest.raises(ModelError, match=rf"voice\.onnx\.json: phoneme_type '{phoneme_type}'"):
+        convert_piper_voice(onnx_path, config, tmp_path / "out")
+    assert not (tmp_path / "out" / MODEL_FILE).exists()
+    with pytest.raises(ModelError, match="is not espeak: edged phonemizes with espeak-ng only"):
+        read_voice(config)
+
+
+@pytest.mark.parametrize("phoneme_type", ["espeak", "PhonemeType.ESPEAK", None])
+def test_espeak_voices_pass_in_every_spelling_piper_wrote(
+    voice: tuple[Path, Path], tmp_path: Path, phoneme_type: str | None
+) -> None:
+    """ "espeak", the enum's str() (es_MX-ald-medium), or no key (Piper's default, older
+    voices such as de_DE-thorsten-low)."""
+    from edged.tts.piper import read_voice
+
+    onnx_path, config = voice
+    settings = {**VOICE_CONFIG, "phoneme_type": phoneme_type}
+    if phoneme_type is None:
+        del settings["phoneme_type"]
+    config.write_text(json.dumps(settings), "utf-8")
+    convert_piper_voice(onnx_path, config, tmp_path / "out")
+    assert read_voice(config).espeak_voice == "en-us"
+
+
+MULTI_SPEAKER = {**VOICE_CONFIG, "num_speakers": 3, "speaker_id_map": {"p225": 0, "p226": 2}}
+
+
+def test_speaker_by_name_or_number(tmp_path: Path) -> None:
+    from edged.errors import ConfigError
+    from edged.tts.piper import read_voice
+
+    config = tmp_path / "vctk.onnx.json"
+    config.write_text(json.dumps(MULTI_SPEAKER), "utf-8")
+    voice = read_voice(config)
+    assert (voice.num_speakers, voice.speaker_ids) == (3, {"p225": 0, "p226": 2})
+    assert [voice.speaker_id(s) for s in ("", "p226", "1", "2")] == [0, 2, 1, 2]
+    with pytest.raises(ConfigError, match=r"'p999' is not a speaker.*0 to 2.*p225, p226"):
+        voice.speaker_id("p999")
+    with pytest.raises(ConfigError, match="'3' is not a speaker"):
+        voice.speaker_id("3")
+    assert sherpa_metadata(MULTI_SPEAKER, config)["n_speakers"] == "3"
+
+
+def test_single_speaker_voice_refuses_another_speaker(tmp_path: Path) -> None:
+    from edged.errors import ConfigError
+    from edged.tts.piper import read_voice
+
+    config = tmp_path / "joe.onnx.json"
+    config.write_text(json.dumps(VOICE_CONFIG), "utf-8")
+    voice = read_voice(config)
+    assert voice.speaker_id("0") == 0
+    with pytest.raises(ConfigError, match="'1', but this Piper voice has a single speaker"):
+        voice.speaker_id("1")
+
+
+def test_speaker_config_key_needs_a_voice_of_that_language(tmp_path: Path) -> None:
+    from edged.config import Config, load_config
+    from edged.errors import ConfigError
+
+    path = tmp_path / "edged.toml"
+    path.write_text('[tts]\nspeakers = { en = "p225" }\n', "utf-8")
+    assert load_config(path).tts.speakers == {"en": "p225"}
+    assert Config().tts.speakers == {}
+    path.write_text('[tts]\nspeakers = { fr = "2" }\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"'tts.speakers.fr': no voice for 'fr'"):
+        load_config(path)
