@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from edged.audio import AudioSink, AudioSource
@@ -89,15 +90,16 @@ def jsonl_publishers(config: Config, stdout: bool) -> list[Publisher]:
     return publishers
 
 
-def run_file(prepared: Prepared) -> int:
-    """Translate the WAV file or stdin config.audio names to completion; 0 on success."""
+def run_file(prepared: Prepared, extra_publishers: Sequence[Publisher] = ()) -> int:
+    """Translate the WAV file or stdin config.audio names to completion; 0 on success.
+    `extra_publishers` (the live page) get every event too; their owner closes them."""
     c = prepared.config
     # Open input and output first: a bad file fails before any model loads.
     source = open_source(c)
     sink = WavFileSink(Path(c.tts.output)) if c.tts.enabled and c.tts.output else None
     publishers = jsonl_publishers(c, stdout=True)
     engines = prepared.load()
-    pipeline = build_pipeline(prepared, engines, source, sink, publishers)
+    pipeline = build_pipeline(prepared, engines, source, sink, [*publishers, *extra_publishers])
     try:
         pipeline.run()
     finally:

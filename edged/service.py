@@ -107,6 +107,7 @@ class Daemon:
         self.latency = LatencyRecorder()
         self.mqtt: Any = None
         self.commands: Any = None
+        self.web: Any = None  # the live page (edged.publish.web.WebServer), if serving
         self.engines: Engines | None = None
         self.pipeline: Pipeline | None = None
         self.sink: AudioSink | None = None
@@ -117,6 +118,7 @@ class Daemon:
         # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._state = "starting"
+        self._detail: dict[str, Any] | None = None  # of the last state change
         self._started = time.monotonic()
         self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
 
@@ -126,6 +128,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda n, _f: self._signals.put(n))
         self._start_mqtt()
+        self._start_web()
         self.notifier.status("loading models")
         self._start_pipeline(self.prepared)
         self._set_state("online")
@@ -175,6 +178,9 @@ class Daemon:
             self.commands.close()  # no command may touch a pipeline being torn down
         if self.pipeline is not None:
             self._stop_pipeline(drain)
+        if self.web is not None:  # after the drain: the last finals reach the page
+            self.web.set_state({"state": "offline"})
+            self.web.close()
         if self.mqtt is not None:
             if not self.mqtt.flush(drain):
                 log.warning(
@@ -205,6 +211,8 @@ class Daemon:
         publishers: list[Publisher] = [self.latency]
         if self.mqtt is not None:
             publishers.append(self.mqtt)
+        if self.web is not None:
+            publishers.append(self.web)
         jsonl = jsonl_publishers(config, stdout=False)
         publishers += jsonl
         speaker = not isinstance(sink, NullSink)
@@ -254,11 +262,16 @@ class Daemon:
             log.error("reload refused, keeping the running config: %s", exc)
             self.notifier.ready("reload refused: " + str(exc)[:200])
             return
-        if config.mqtt != self.config.mqtt or config.device_id != self.config.device_id:
-            log.warning("mqtt and device_id changes take effect on restart, not reload")
+        if (config.mqtt, config.device_id, config.web) != (
+            self.config.mqtt,
+            self.config.device_id,
+            self.config.web,
+        ):
+            log.warning("mqtt, web and device_id changes take effect on restart, not reload")
         with self._lock:
             self._stop_pipeline(self.config.service.drain_timeout)
             self._start_pipeline(prepared)
+        self._update_web()
         log.info("config reloaded from %s", self.config_path)
         self.notifier.ready("listening (reloaded)")
 
@@ -286,6 +299,8 @@ class Daemon:
             self.mqtt.publish(
                 Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=detail)
             )
+        self._detail = detail
+        self._update_web()
 
     def status(self) -> dict[str, Any]:
         pipeline = self.pipeline
@@ -327,12 +342,40 @@ class Daemon:
             }
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.stats()
+        if self.web is not None:
+            out["web"] = self.web.stats()
         return out
 
     def _publish_metrics(self) -> None:
         payload = self.metrics()
         if self.mqtt is not None:
             self.mqtt.publish_metrics(json.dumps(payload).encode())
+
+    # --- the live page -------------------------------------------------------------------
+
+    def _start_web(self) -> None:
+        """Serve the live page; an address in use is one warning and the daemon runs without it."""
+        w = self.config.web
+        if not w.enabled:
+            return
+        from edged.publish.web import WebServer
+
+        web = WebServer(w.listen, device=self.config.device_id)
+        try:
+            web.start()
+        except ConfigError as exc:
+            log.warning("running without the live page: %s", exc)
+            return
+        self.web = web
+        self._update_web()  # "starting" while the models load
+
+    def _update_web(self) -> None:
+        if self.web is None:
+            return
+        settings = self.pipeline.settings if self.pipeline else None
+        conversation = getattr(settings, "conversation", None)  # issue 9, conversation mode
+        state = self.status() | {"detail": self._detail}
+        self.web.set_state(state | {"conversation": list(conversation) if conversation else None})
 
     # --- MQTT and commands -----------------------------------------------------------------
 
@@ -411,6 +454,7 @@ class Daemon:
                     self._stop_playback()
                 case control.QueryStatus():
                     return self.status() | {"metrics": self.metrics()}
+        self._update_web()
         return self.status()
 
     def _check_routes(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> None:

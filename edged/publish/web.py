@@ -25,6 +25,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 import uuid
 from collections import deque
 from importlib import resources
@@ -108,6 +109,7 @@ class ClientQueue:
                     return True
                 self.overflowed = True
                 self._closed = True
+                self._frames.clear()  # it will replay the recent finals on reconnect
                 self._ready.notify_all()
                 return False
             self._frames.append((interim, frame))
@@ -127,19 +129,19 @@ class ClientQueue:
         return False  # unreachable while _interims counts right
 
     def take(self, timeout: float) -> list[bytes] | None:
-        """Every waiting frame ([] after `timeout` with none); None once closed."""
+        """Every waiting frame ([] after `timeout` with none); None once closed and empty."""
         with self._ready:
             if not self._frames and not self._closed:
                 self._ready.wait(timeout)
-            if self._closed:
-                return None
+            if not self._frames:
+                return None if self._closed else []
             frames = [frame for _, frame in self._frames]
             self._frames.clear()
             self._interims = 0
             return frames
 
     def close(self) -> None:
-        """Wake the writer and make it stop."""
+        """No more frames: the writer sends what is queued, then stops."""
         with self._ready:
             self._closed = True
             self._ready.notify_all()
@@ -155,6 +157,7 @@ class _Client:
         self.peer = peer
         self.sock = sock
         self.queue = ClientQueue(capacity)
+        self.gone = threading.Event()  # its writer has stopped
 
     def disconnect(self) -> None:
         self.queue.close()
@@ -232,7 +235,10 @@ class WebServer:
         self._httpd = httpd
         self.address = (str(httpd.server_address[0]), int(httpd.server_address[1]))
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="edged-web"
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="edged-web",
+            daemon=True,  # close() stops and joins it; a daemon that fails to start still exits
         )
         self._thread.start()
         log.info("live page on %s", self.url)
@@ -244,8 +250,9 @@ class WebServer:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
-    def close(self) -> None:
-        """Tell every page the server is going (their streams end), stop serving."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Send every page what is queued for it (the last finals, an "offline" state) within
+        `timeout`, end the streams, stop serving."""
         with self._lock:
             if self._closed:
                 return
@@ -253,7 +260,11 @@ class WebServer:
             clients = list(self._clients.values())
             writers = list(self._writers)
         for client in clients:
-            client.disconnect()
+            client.queue.close()
+        deadline = time.monotonic() + timeout
+        for client in clients:
+            client.gone.wait(max(0.0, deadline - time.monotonic()))
+            client.disconnect()  # one that is still writing is stuck: cut it off
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -444,4 +455,5 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             log.debug("page %d from %s: %s", client.number, client.peer, err)
         finally:
             web._detach(client)
+            client.gone.set()
             self.close_connection = True

@@ -193,11 +193,17 @@ def test_history_keeps_only_the_latest_finals() -> None:
         web.close()
 
 
-def test_close_ends_every_stream(web: WebServer) -> None:
+def test_close_delivers_what_is_queued_then_ends_every_stream(web: WebServer) -> None:
     reader = connect(web)
     assert next(reader.events()).event == "state"
+    web.publish(final(1, "last words"))
+    web.set_state({"state": "offline"})
     web.close()
-    assert list(reader.events()) == []  # the stream ends: a browser reconnects on its own
+    rest = list(reader.events())  # then the stream ends: a browser reconnects on its own
+    assert [(m.event, m.json().get("text") or m.json()["state"]) for m in rest] == [
+        ("message", "last words"),
+        ("state", "offline"),
+    ]
     reader.close()
 
 
@@ -231,7 +237,9 @@ def test_take_waits_for_a_frame_and_returns_empty_on_timeout() -> None:
     assert queue.take(0.01) == []  # the writer then sends a keep-alive comment
     queue.offer(b"f")
     assert queue.take(10) == [b"f"]
+    queue.offer(b"g")
     queue.close()
+    assert queue.take(10) == [b"g"]  # a closing page still gets what was queued
     assert queue.take(10) is None
 
 
