@@ -234,7 +234,7 @@ def _translate_and_serve(prepared: Prepared, listen: str) -> int:
     from edged.runner import run_file
 
     c = prepared.config
-    web = WebServer(listen, device=c.device_id)
+    web = WebServer(listen, device=c.device_id, key="--serve")
     web.start()  # a bad or busy address fails here, before any model loads
     try:
         web.set_state(

@@ -193,9 +193,11 @@ class WebServer:
         client_queue: int = 256,
         max_clients: int = 32,
         keepalive: float = 15.0,
+        key: str = "web.listen",
     ) -> None:
         self.listen = listen
-        self.host, self.port = parse_listen(listen)
+        self._key = key  # how the user gave the address, for errors: web.listen or --serve
+        self.host, self.port = parse_listen(listen, key)
         if client_queue < history + 2:
             raise ConfigError("web: the client queue must hold the history plus the state")
         self.device = device
@@ -228,8 +230,9 @@ class WebServer:
         except (OSError, OverflowError) as err:
             reason = getattr(err, "strerror", None) or str(err)
             raise ConfigError(
-                f"web.listen = {self.listen!r}: cannot listen there ({reason}); "
-                "choose another address or port, or set web.enabled = false"
+                f"{self._key} = {self.listen!r}: cannot listen there ({reason}); "
+                "choose another address or port"
+                + (", or set web.enabled = false" if self._key == "web.listen" else "")
             ) from err
         httpd.web = self
         self._httpd = httpd
@@ -316,7 +319,8 @@ class WebServer:
 
     def _state_json(self) -> str:
         body = {"device": self.device, "boot": self.boot, **self._state}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        # default=str: a state value the daemon adds later must not break the page.
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
 
     def _attach(self, peer: str, sock: socket.socket) -> _Client | None:
         """Register a page with the state and recent finals queued first, atomically with

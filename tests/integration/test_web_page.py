@@ -179,6 +179,23 @@ def test_translate_serve_shows_final_and_translation(
         proc.kill()
 
 
+def test_translate_serve_on_a_bad_or_busy_address_fails_before_loading_models(
+    edged, speech_dir: Path
+) -> None:
+    clip = str(speech_dir / "living_room_light_es.wav")
+    bad = edged("translate", clip, "--serve", "127.0.0.1:70000", timeout=30)
+    assert bad.code == 78 and not bad.events
+    assert "--serve = '127.0.0.1:70000'" in bad.stderr and "HOST:PORT" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = edged("translate", clip, "--serve", f"127.0.0.1:{port}", timeout=30)
+    assert busy.code == 78 and not busy.events
+    lines = busy.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--serve = '127.0.0.1:{port}'" in lines[0] and "in use" in lines[0]
+
+
 # --- (b) conversation mode and live partials, fed in-process ---------------------------------
 
 
