@@ -244,7 +244,15 @@ class WebServer:
             daemon=True,  # close() stops and joins it; a daemon that fails to start still exits
         )
         self._thread.start()
-        log.info("live page on %s", self.url)
+        if self._loopback:
+            log.info("live page on %s", self.url)
+        else:  # the user's choice (web.listen); say what it means once
+            log.info(
+                "live page on http://%s:%d/ (bound to %s): anyone on that network can read it",
+                "<this device's address>" if self.host in ("0.0.0.0", "::") else self.host,
+                self.address[1],
+                self.host,
+            )
 
     @property
     def url(self) -> str:

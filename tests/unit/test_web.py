@@ -330,6 +330,17 @@ def test_bad_listen_is_a_config_error_naming_key_and_form(value: str) -> None:
         WebServer(value, device=DEVICE)
 
 
+def test_ipv6_loopback() -> None:
+    web = WebServer("[::1]:0", device=DEVICE)
+    web.start()
+    try:
+        assert web.url == f"http://[::1]:{web.address[1]}/"
+        with urllib.request.urlopen(web.url + "state", timeout=30) as response:
+            assert json.loads(response.read())["device"] == DEVICE
+    finally:
+        web.close()
+
+
 def test_address_in_use_is_a_config_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
