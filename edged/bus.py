@@ -41,6 +41,21 @@ class Session:
         return self._utt
 
 
+class Borrowed:
+    """A publisher the bus delivers to but does not close: its owner outlives the bus (the
+    live page of `edged translate --serve` keeps serving after the recording)."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.name = type(publisher).__name__
+
+    def publish(self, event: Event) -> None:
+        self.publisher.publish(event)
+
+    def close(self) -> None:
+        pass
+
+
 class Outlet:
     """One publisher's queue and dispatcher thread.
 
@@ -52,7 +67,7 @@ class Outlet:
 
     def __init__(self, publisher: Publisher, limit: int = 500) -> None:
         self.publisher = publisher
-        self.name = type(publisher).__name__
+        self.name = getattr(publisher, "name", type(publisher).__name__)
         self._queue: deque[Event] = deque()
         self._cond = threading.Condition()
         self._limit = limit

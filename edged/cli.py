@@ -6,13 +6,19 @@ import argparse
 import json
 import logging
 import os
+import queue
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edged import __version__
 from edged.config import Config, load_config, replace
 from edged.errors import ConfigError, EdgedError
 from edged.options import add_engine_options, apply_engine_options
+
+if TYPE_CHECKING:
+    from edged.engines import Prepared
 
 log = logging.getLogger("edged")
 
@@ -21,6 +27,7 @@ examples:
   edged translate speech.wav --to en --tts out.wav     any WAV: any rate, mono or stereo
   edged translate - --from es --to en < raw16k.pcm      raw 16 kHz s16le mono on stdin
   edged translate talk.wav --to en --to de --speak de   several targets, one spoken
+  edged translate talk.wav --to en --serve              watch it on http://127.0.0.1:8080/
   edged models install default                          fetch and verify the default bundles
   edged models list                                     what the catalogue has and what is installed
 
@@ -89,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--no-interim", action="store_true", help="only finals: no asr.partial or mt.interim events"
+    )
+    tr.add_argument(
+        "--serve",
+        nargs="?",
+        const="127.0.0.1:8080",
+        metavar="ADDR",
+        help="show the live page on http://ADDR (default 127.0.0.1:8080) while translating, "
+        "paced in real time unless --no-realtime, and keep serving after the end until "
+        "Ctrl-C or SIGTERM",
     )
 
     models = sub.add_parser(
@@ -191,7 +207,9 @@ def _translate(args: argparse.Namespace) -> int:
         config = replace(config, "audio", source="stdin", path="")
     else:
         config = replace(config, "audio", source="wav", path=args.input)
-    config = replace(config, "audio", realtime=bool(args.realtime))
+    # --serve is for watching: real time unless asked otherwise.
+    realtime = args.realtime if args.realtime is not None else bool(args.serve)
+    config = replace(config, "audio", realtime=realtime)
     config = apply_engine_options(config, args)
     if args.speak:
         if args.speak not in config.mt.targets:
@@ -204,7 +222,58 @@ def _translate(args: argparse.Namespace) -> int:
         config = replace(config, "publish", interim=False)
         config = replace(config, "mt", interim=False)
     prepared = prepare(config)  # validates everything before any model loads
+    if args.serve:
+        return _translate_and_serve(prepared, args.serve)
     return run_file(prepared)
+
+
+def _translate_and_serve(prepared: Prepared, listen: str) -> int:
+    """`translate --serve`: the live page shows the recording's events, and stays up after
+    the end until Ctrl-C or SIGTERM (exit 0)."""
+    from edged.publish.web import WebServer
+    from edged.runner import run_file
+
+    c = prepared.config
+    web = WebServer(listen, device=c.device_id, key="--serve")
+    web.start()  # a bad or busy address fails here, before any model loads
+    try:
+        web.set_state(
+            {
+                "state": "online",
+                "languages": list(prepared.languages),
+                "targets": list(c.mt.targets),
+                "speak": c.tts.speak or c.mt.targets[0],
+                "listening": True,
+                "conversation": None,
+            }
+        )
+        print(f"edged: live page on {web.url}", file=sys.stderr, flush=True)
+        run_file(prepared, extra_publishers=[web])
+        web.set_state({"listening": False})
+        print(
+            f"edged: translation done; still serving {web.url} until Ctrl-C or SIGTERM",
+            file=sys.stderr,
+            flush=True,
+        )
+        _wait_for_stop()
+    finally:
+        web.set_state({"state": "offline"})
+        web.close()
+    return 0
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stops: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a signal handler
+    previous = {
+        signum: signal.signal(signum, lambda n, _f: stops.put(n))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        stops.get()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 import types
 import typing
@@ -181,6 +182,22 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    # HOST:PORT of the live page; another address than loopback lets anyone on that network
+    # read the conversation.
+    listen: str = field(
+        default="127.0.0.1:8080",
+        metadata={
+            "pattern": (
+                r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}",
+                "HOST:PORT, e.g. 127.0.0.1:8080",
+            )
+        },
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     device_id: str = "edged"
     models_dir: str = ""  # "" = $EDGED_MODELS_DIR or ~/.local/share/edged/models
@@ -195,6 +212,7 @@ class Config:
     playback: PlaybackConfig = PlaybackConfig()
     mqtt: MqttConfig = MqttConfig()
     service: ServiceConfig = ServiceConfig()
+    web: WebConfig = WebConfig()
 
 
 def load_config(path: Path | None) -> Config:
@@ -264,6 +282,10 @@ def _check_allowed(value: Any, name: str, meta: typing.Mapping[str, Any]) -> Non
         low, high = meta["range"]
         if not low <= value <= high:
             raise ConfigError(f"config key '{name}' is {value!r}; allowed: {low} to {high}")
+    if "pattern" in meta:
+        pattern, form = meta["pattern"]
+        if not re.fullmatch(pattern, value):
+            raise ConfigError(f"config key '{name}' is {value!r}; allowed: {form}")
 
 
 def replace(config: Config, section: str, **changes: Any) -> Config:

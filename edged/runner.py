@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from edged.audio import AudioSink, AudioSource
 from edged.audio.raw import RawPcmSource
 from edged.audio.sinks import WavFileSink
 from edged.audio.wav import WavSource
-from edged.bus import EventBus
+from edged.bus import Borrowed, EventBus
 from edged.config import Config
 from edged.engines import Engines, Prepared
 from edged.errors import ConfigError
@@ -103,15 +104,17 @@ def jsonl_publishers(config: Config, stdout: bool) -> list[Publisher]:
     return publishers
 
 
-def run_file(prepared: Prepared) -> int:
-    """Translate the WAV file or stdin config.audio names to completion; 0 on success."""
+def run_file(prepared: Prepared, extra_publishers: Sequence[Publisher] = ()) -> int:
+    """Translate the WAV file or stdin config.audio names to completion; 0 on success.
+    `extra_publishers` (the live page) get every event too; their owner closes them."""
     c = prepared.config
     # Open input and output first: a bad file fails before any model loads.
     source = open_source(c)
     sink = WavFileSink(Path(c.tts.output)) if c.tts.enabled and c.tts.output else None
     publishers = jsonl_publishers(c, stdout=True)
     engines = prepared.load()
-    pipeline = build_pipeline(prepared, engines, source, sink, publishers)
+    borrowed = [Borrowed(p) for p in extra_publishers]
+    pipeline = build_pipeline(prepared, engines, source, sink, [*publishers, *borrowed])
     try:
         pipeline.run()
     finally:

@@ -111,6 +111,7 @@ class Daemon:
         self.mqtt: Any = None
         self.commands: Any = None
         self.generation: Generation | None = None
+        self.web: Any = None  # the live page (edged.publish.web.WebServer), if serving
         # SimpleQueue, not Queue: a signal handler runs on the main thread, possibly while
         # that thread is inside get(); Queue.put would then wait for the lock get() holds
         # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
@@ -131,6 +132,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda n, _f: self._signals.put(n))
         self._start_mqtt()
+        self._start_web()
         self._set_state("starting", {"activity": "loading models"})
         generation = Generation.load(self.prepared)
         generation.start(self.bus, self._on_capture_state)
@@ -190,14 +192,18 @@ class Daemon:
                 self.generation.stop(drain)
                 self.generation.close()
                 self.generation = None
-        self.bus.close(drain)  # every event handed to every publisher, then closed
+        self.bus.drain(drain)  # every event handed to every publisher
+        if self.web is not None:  # after the drain: the last finals reach the page
+            self.web.set_state({"state": "offline"})
+            self.bus.detach(self.web)  # closes it
         if self.mqtt is not None:
             if not self.mqtt.flush(drain):
                 log.warning(
                     "%d finals not acknowledged by the broker; kept in the spool",
                     self.mqtt.pending(),
                 )
-            self.mqtt.close()  # publishes the retained offline status, then disconnects
+            self.bus.detach(self.mqtt)  # closes it: the retained offline status, disconnect
+        self.bus.close()
         self.notifier.close()
 
     def _reload(self) -> None:
@@ -208,8 +214,9 @@ class Daemon:
         try:
             config = load_config(self.config_path)
             prepared = prepare(config)
-            if config.mqtt != self.config.mqtt or config.device_id != self.config.device_id:
-                log.warning("mqtt and device_id changes take effect on restart, not reload")
+            process = (config.mqtt, config.web, config.device_id)
+            if process != (self.config.mqtt, self.config.web, self.config.device_id):
+                log.warning("mqtt, web and device_id changes take effect on restart, not reload")
             new = Generation.load(prepared)
         except EdgedError as exc:
             self._refuse_reload(exc)
@@ -283,6 +290,8 @@ class Daemon:
         self._detail = dict(detail or {})
         self.notifier.status(self._status_line())
         full = self._detail | self._settings_detail()
+        if self.web is not None:
+            self.web.set_state(self.status())
         self.bus.emit(
             Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=full or None)
         )
@@ -346,12 +355,31 @@ class Daemon:
             }
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.stats()
+        if self.web is not None:
+            out["web"] = self.web.stats()
         return out
 
     def _publish_metrics(self) -> None:
         payload = self.metrics()
         if self.mqtt is not None:
             self.mqtt.publish_metrics(json.dumps(payload).encode())
+
+    def _start_web(self) -> None:
+        """Serve the live page; an address in use is one warning and the daemon runs
+        without it. The page outlives generations, like the broker connection."""
+        w = self.config.web
+        if not w.enabled:
+            return
+        from edged.publish.web import WebServer
+
+        web = WebServer(w.listen, device=self.config.device_id)
+        try:
+            web.start()
+        except ConfigError as exc:
+            log.warning("running without the live page: %s", exc)
+            return
+        self.web = web
+        self.bus.attach(web)
 
     # --- MQTT and commands -----------------------------------------------------------------
 

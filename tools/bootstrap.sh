@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv python3-dev gcc libasound2-dev mosquitto espeak-ng sox
-              apertium apertium-eng-spa systemd alsa-utils)
+              apertium apertium-eng-spa systemd alsa-utils chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

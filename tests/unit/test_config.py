@@ -68,6 +68,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("[audio]\nrealtime = 1\n", ["audio.realtime", "bool"]),
         ("asr = 3\n", ["asr", "table"]),
         ("[mt\n", ["not valid TOML"]),
+        ("[web]\nlisten = '8080'\n", ["web.listen", "'8080'", "HOST:PORT"]),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(
@@ -102,7 +103,20 @@ toml_scalars = st.one_of(
     st.lists(st.text(max_size=4), max_size=3),
 )
 sections = st.sampled_from(
-    ["", "audio", "vad", "asr", "asr.whisper", "mt", "tts", "mqtt", "playback", "service", "nope"]
+    [
+        "",
+        "audio",
+        "vad",
+        "asr",
+        "asr.whisper",
+        "mt",
+        "tts",
+        "mqtt",
+        "playback",
+        "service",
+        "web",
+        "nope",
+    ]
 )
 names = st.sampled_from(
     [
@@ -118,6 +132,7 @@ names = st.sampled_from(
         "host",
         "device_id",
         "min_silence",
+        "listen",
     ]
 )
 
