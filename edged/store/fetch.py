@@ -19,7 +19,7 @@ from typing import IO, Protocol, TextIO
 
 from edged import __version__
 from edged.errors import ModelError
-from edged.store_catalogue import PypiSource, Step, UrlSource
+from edged.store.catalogue import PypiSource, Step, UrlSource
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,24 @@ def copy_stream(
     return copied, digest.hexdigest()
 
 
+def _matches(pattern: str, name: str) -> str | None:
+    """`pattern` with a leading `*/` replaced by `name`'s top directory, if that fits.
+
+    Argos packages put everything under one top directory whose name differs between
+    releases (`translate-en_de-1_0/`), so the catalogue maps `*/model/` rather than guess it.
+    """
+    if not pattern.startswith("*/"):
+        return pattern
+    top, sep, _ = name.partition("/")
+    return f"{top}/{pattern[2:]}" if sep and top else None
+
+
 def map_member(name: str, members: Mapping[str, str]) -> str | None:
     """Where archive/wheel member `name` goes in the bundle, per the catalogue mapping."""
-    for src, dest in members.items():
+    for pattern, dest in members.items():
+        src = _matches(pattern, name)
+        if src is None:
+            continue
         if src.endswith("/"):
             if name.startswith(src) and len(name) > len(src):
                 rel = dest + name[len(src) :]
@@ -146,26 +161,31 @@ def map_member(name: str, members: Mapping[str, str]) -> str | None:
 
 
 def _unmatched(names: list[str], members: Mapping[str, str]) -> list[str]:
-    return [
-        src
-        for src in members
-        if not any(n == src or (src.endswith("/") and n.startswith(src)) for n in names)
-    ]
+    def found(pattern: str, name: str) -> bool:
+        src = _matches(pattern, name)
+        return src is not None and (name == src or (src.endswith("/") and name.startswith(src)))
+
+    return [pattern for pattern in members if not any(found(pattern, n) for n in names)]
 
 
 def extract_zip(
     archive: Path, members: Mapping[str, str], stage: Path, progress: Progress, label: str
 ) -> None:
-    """Copy the mapped members of a wheel (a zip) into `stage`."""
-    with zipfile.ZipFile(archive) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        wanted = [(i, d) for i in infos if (d := map_member(i.filename, members)) is not None]
-        _check_all_matched(archive, [i.filename for i in infos], members)
-        total = sum(i.file_size for i, _ in wanted)
-        done = 0
-        for info, dest in wanted:
-            with zf.open(info) as src:
-                done += copy_stream(src, stage / dest, progress, label, total, done)[0]
+    """Copy the mapped members of a zip archive (a wheel, an `.argosmodel`) into `stage`."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            _check_all_matched(archive, [i.filename for i in infos], members)
+            wanted = [(i, d) for i in infos if (d := map_member(i.filename, members)) is not None]
+            total = sum(i.file_size for i, _ in wanted)
+            done = 0
+            for info, dest in wanted:
+                with zf.open(info) as src:
+                    done += copy_stream(src, stage / dest, progress, label, total, done)[0]
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(
+            f"{archive}: cannot read the zip archive ({exc}); the download may be damaged"
+        ) from exc
 
 
 def extract_tar(
