@@ -157,6 +157,20 @@ def test_bad_steps_and_members(tmp_path: Path) -> None:
     members = GOOD.replace('path = "a.bin"\n', 'archive = "tar"\nmembers = { "x/" = "a.bin" }\n')
     with pytest.raises(CatalogueError, match="a directory"):
         catalogue_from(tmp_path, members)
+    wildcard = GOOD.replace(
+        'path = "a.bin"\n', 'archive = "zip"\nmembers = { "x/*/a" = "a.bin" }\n'
+    )
+    with pytest.raises(CatalogueError, match="'\\*' may only stand for the top directory"):
+        catalogue_from(tmp_path, wildcard)
+
+
+def test_an_unpinned_directory_entry_needs_no_count(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        f'{{ path = "a.bin", size = 3, sha256 = "{sha(b"abc")}" }}',
+        '{ path = "model", dir = true, sha256 = "" }',
+    ).replace('path = "a.bin"\n', 'archive = "zip"\nmembers = { "*/model/" = "model/" }\n')
+    spec = catalogue_from(tmp_path, text).bundle("tiny").files[0]
+    assert (spec.is_dir, spec.count, spec.sha256) == (True, None, "")
 
 
 def test_duplicate_bundle_across_files_names_both(tmp_path: Path) -> None:
