@@ -86,8 +86,8 @@ def print_list(catalogue: Catalogue, models_dir: Path, stream: TextIO | None = N
     for row in rows:
         size = f"{row.size / MB:.1f} MB" if row.size is not None else "?"
         langs = ",".join(row.languages) or "-"
-        if len(langs) > 24:  # NLLB: 107 languages would push the table off the screen
-            langs = f"{len(row.languages)} languages"
+        if len(langs) > 10:  # NLLB: 107 languages would push the table off the screen
+            langs = f"{len(row.languages)} langs"
         out.write(
             f"{row.name:<{width}}  {row.kind:<16} {langs:<10} {size:>9}  "
             f"{row.state.value:<9}  {row.trust.value:<9}  {row.licence}\n"
@@ -97,9 +97,9 @@ def print_list(catalogue: Catalogue, models_dir: Path, stream: TextIO | None = N
     for group in catalogue.groups.values():
         out.write(f"group {group.name}: {' '.join(group.bundles)}\n")
     out.write(
-        "trust: pinned = every download checked against the catalogue's sha256; first-use = "
-        "some upstream publishes none: the first install records it and a later download "
-        "that differs is refused\n"
+        "trust: pinned = every download is checked against a sha256 in the catalogue;\n"
+        "       first-use = the upstream publishes none: the first install records it, and a\n"
+        "       later download that differs is refused\n"
     )
     out.write(f"models directory: {models_dir}\n")
     return 0

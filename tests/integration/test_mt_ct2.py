@@ -215,6 +215,23 @@ def test_marian_multi_token_missing_from_the_vocabulary(multi: Path) -> None:
         Ct2Bundle.from_meta(multi, [], {**ROMANCE, "target_tokens": [">>fr<<"]})
 
 
+def test_shipped_ct2_bundles_describe_valid_models() -> None:
+    from edged import store
+
+    catalogue = store.load_catalogue()
+    ct2 = [b for b in catalogue.bundles.values() if b.kind == "mt.ct2"]
+    families = set()
+    for entry in ct2:
+        bundle = Ct2Bundle.from_meta(Path("/models") / entry.name, entry.languages, entry.meta)
+        assert bundle.pairs(), entry.name
+        families.add(bundle.family)
+    assert {Ct2Family.MARIAN, Ct2Family.MARIAN_MULTI, Ct2Family.OPENNMT} <= families
+    romance = Ct2Bundle.from_meta(
+        Path("/m"), [], catalogue.bundle("opus-mt-en-ROMANCE").meta, "opus-mt-en-ROMANCE"
+    )
+    assert {("en", "fr"), ("en", "es"), ("en", "pt"), ("en", "it")} <= romance.pairs()
+
+
 @pytest.fixture()
 def apertium() -> Iterator[ApertiumTranslator]:
     if not (DEFAULT_MODES_DIR / "eng-spa.mode").is_file():

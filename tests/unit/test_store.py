@@ -683,3 +683,17 @@ def test_shipped_catalogue_says_how_each_bundle_is_trusted() -> None:
     trust = {row.name: row.trust for row in rows}
     assert trust["whisper-base"] is store.Trust.PINNED
     assert all(row.licence for row in rows)
+
+
+def test_models_readme_table_says_trust_and_licence_of_every_bundle() -> None:
+    catalogue = load_catalogue(machine="x86_64")
+    text = (catalogue.directory / "README.md").read_text(encoding="utf-8")
+    table = text.split("| bundle | trust | revision | licence | notes |", 1)[1].split("\n\n")[0]
+    rows = {}
+    for line in table.strip().splitlines()[1:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = (cells[1], cells[3])
+    for bundle in catalogue.bundles.values():
+        trust = "pinned" if bundle.pinned else "first use"
+        assert rows.get(bundle.name) == (trust, bundle.licence), bundle.name
+    assert rows.keys() == catalogue.bundles.keys()
