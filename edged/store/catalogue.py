@@ -18,8 +18,17 @@ from typing import Any
 from edged.errors import ModelError
 
 KIND_FAMILIES = ("asr", "vad", "mt", "tts", "lid", "sample")
-STEP_TYPES = ("concat", "piper-convert")
+STEP_TYPES = ("concat", "piper-convert", "ct2-opus-mt")
 PIPER_OUTPUTS = ("model.onnx", "tokens.txt")
+# ct2-opus-mt: the converted model (one vocabulary for both sides, as OPUS-MT trains them)
+# and the release's SentencePiece models
+CT2_OPUS_MT_OUTPUTS = (
+    "model.bin",
+    "config.json",
+    "shared_vocabulary.json",
+    "source.spm",
+    "target.spm",
+)
 ARCHIVE_TYPES = ("tar", "zip")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -470,6 +479,11 @@ def _parse_step(raw: Any, where: str) -> Step:
         if set(inputs) & set(PIPER_OUTPUTS):
             raise table.fail("model", f"piper-convert inputs must not be named {PIPER_OUTPUTS}")
         outputs = PIPER_OUTPUTS
+    elif kind == "ct2-opus-mt":
+        inputs = (table.get("release", str),)  # the directory the release was unpacked into
+        if inputs[0] in CT2_OPUS_MT_OUTPUTS:
+            raise table.fail("release", f"must not be one of {CT2_OPUS_MT_OUTPUTS}")
+        outputs = CT2_OPUS_MT_OUTPUTS
     else:
         raise table.fail("type", f"{kind!r} must be one of {', '.join(STEP_TYPES)}")
     for path in (*inputs, *outputs):

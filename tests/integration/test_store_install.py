@@ -195,3 +195,68 @@ def test_bpe_argos_package_is_refused_with_the_reason(tmp_path: Path) -> None:
     catalogue = argos_catalogue(tmp_path, tmp_path / "not.argosmodel")
     with pytest.raises(ModelError, match="cannot read the zip archive"):
         store.install(catalogue, ["argos-en-de"], tmp_path / "models", QUIET)
+
+
+# --- an OPUS-MT release converted at install (opus-mt-en-ROMANCE's source) --------------------
+
+OPUS_RELEASE = """
+[[bundle]]
+name = "opus-mt-en-ROMANCE"
+kind = "mt.ct2"
+languages = ["en", "fr", "es", "it"]
+licence = "Apache-2.0"
+description = "a Marian release converted at install"
+steps = [{{ type = "ct2-opus-mt", release = "release" }}]
+files = [
+  {{ path = "model.bin", sha256 = "" }},
+  {{ path = "config.json", sha256 = "" }},
+  {{ path = "shared_vocabulary.json", sha256 = "" }},
+  {{ path = "source.spm", sha256 = "" }},
+  {{ path = "target.spm", sha256 = "" }},
+]
+
+  [bundle.meta]
+  family = "marian-multi"
+  sources = ["en"]
+  target_tokens = {{ fr = ">>fr<<", es = ">>es<<", it = ">>it<<" }}
+
+  [[bundle.sources]]
+  type = "url"
+  url = "{url}"
+  sha256 = ""
+  archive = "zip"
+  members = {{ "./" = "release/" }}
+"""
+
+
+def test_opus_mt_release_is_converted_with_ctranslate2s_converter(tmp_path: Path) -> None:
+    import json
+
+    from tiny_marian import build_opus_mt_release
+
+    from edged.mt.ct2 import Ct2Bundle, Ct2Translator
+
+    release = build_opus_mt_release(tmp_path / "opus-2020-04-21.zip")
+    directory = tmp_path / "catalogue"
+    directory.mkdir()
+    (directory / "opus.toml").write_text(OPUS_RELEASE.format(url=release.as_uri()), "utf-8")
+    catalogue = store.load_catalogue(directory)
+    models = tmp_path / "models"
+    assert store.install(catalogue, ["opus-mt-en-ROMANCE"], models, QUIET) == ["opus-mt-en-ROMANCE"]
+    assert store.verify(catalogue, None, models, QUIET) == []
+    path = store.bundle_path(catalogue, models, "opus-mt-en-ROMANCE")
+    assert sorted(p.name for p in path.iterdir()) == [
+        ".edged-stamp.json",
+        "config.json",
+        "model.bin",
+        "shared_vocabulary.json",
+        "source.spm",
+        "target.spm",
+    ]  # the float32 .npz and the rest of the release are gone
+    assert json.loads((path / "config.json").read_text())["add_source_eos"] is True
+    entry = catalogue.bundle("opus-mt-en-ROMANCE")
+    translator = Ct2Translator([Ct2Bundle.from_meta(path, entry.languages, entry.meta)])
+    tokens = translator.source_tokens("hola mundo", "en", "fr")[0]
+    assert tokens[0] == ">>fr<<" and tokens[-1] != "</s>"  # CTranslate2 adds the </s>
+    assert isinstance(translator.translate("hola mundo", "en", "it"), str)  # random weights
+    translator.close()

@@ -157,6 +157,12 @@ def test_bad_steps_and_members(tmp_path: Path) -> None:
     members = GOOD.replace('path = "a.bin"\n', 'archive = "tar"\nmembers = { "x/" = "a.bin" }\n')
     with pytest.raises(CatalogueError, match="a directory"):
         catalogue_from(tmp_path, members)
+    opus = GOOD.replace(
+        'files = [{ path = "a.bin"',
+        'steps = [{ type = "ct2-opus-mt", release = "model.bin" }]\nfiles = [{ path = "a.bin"',
+    )
+    with pytest.raises(CatalogueError, match="key 'release': must not be one of"):
+        catalogue_from(tmp_path, opus)
     wildcard = GOOD.replace(
         'path = "a.bin"\n', 'archive = "zip"\nmembers = { "x/*/a" = "a.bin" }\n'
     )
