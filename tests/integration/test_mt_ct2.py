@@ -84,7 +84,7 @@ def test_bundle_from_catalogue_meta(tiny: dict[str, Path]) -> None:
     assert nllb.source_spm == nllb.target_spm == "sentencepiece.bpe.model"
     assert nllb.pairs() == set()  # NLLB has no Latin
     with pytest.raises(ModelError, match=r"meta\.family"):
-        Ct2Bundle.from_meta(tiny["nllb"], ["en"], {"family": "opennmt"})
+        Ct2Bundle.from_meta(tiny["nllb"], ["en"], {"family": "bergamot"})
 
 
 def test_missing_file_is_a_model_error_naming_it(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -128,6 +128,108 @@ def test_first_bundle_serving_a_pair_wins(tiny: dict[str, Path]) -> None:
     assert translator.translate("hola mundo", "es", "en") == "hola mundo"
     assert translator.translate("hola mundo", "en", "es") == "hola mundo"  # from nllb
     translator.close()
+
+
+# --- the end token, multi-target Marian, Argos (OpenNMT-py) ---------------------------------
+# The `spell_end` copy models decode every source `</s>` as " ⁇ " and stop at the end of the
+# source, so their output shows how many end tokens reached the model (module tiny_ct2).
+
+
+@pytest.fixture(scope="module")
+def spelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-ct2-spelled")
+    return {
+        "marian": build_tiny_bundle(root / "marian", "marian", spell_end=True),
+        # ct2-opus-mt-converter / ct2-marian-converter write add_source_eos: true
+        "marian-eos": build_tiny_bundle(
+            root / "marian-eos", "marian", add_source_eos=True, spell_end=True
+        ),
+        "opennmt": build_tiny_bundle(root / "opennmt", "opennmt"),
+    }
+
+
+@pytest.mark.parametrize("bundle", ["marian", "marian-eos"])
+def test_the_source_gets_exactly_one_end_token(spelled: dict[str, Path], bundle: str) -> None:
+    meta = {"family": "marian", "pair": "es-en"}
+    translator = Ct2Translator([Ct2Bundle.from_meta(spelled[bundle], [], meta)], beam_size=1)
+    # one `</s>`: edged's when config.json lacks add_source_eos, CTranslate2's when it has it
+    assert translator.translate("hola mundo", "es", "en") == "hola mundo ⁇"
+    assert translator.translate("the end. it is late", "es", "en") == "the end. ⁇ it is late ⁇"
+    tokens = translator.source_tokens("hola mundo", "es", "en")
+    assert len(tokens) == 1 and (tokens[0][-1] == "</s>") is (bundle == "marian")
+    translator.close()
+
+
+def test_argos_opennmt_model_gets_no_end_token(spelled: dict[str, Path]) -> None:
+    assert (spelled["opennmt"] / "model" / "model.bin").is_file()  # Argos' layout
+    assert (spelled["opennmt"] / "sentencepiece.model").is_file()
+    bundle = Ct2Bundle.from_meta(spelled["opennmt"], ["en", "de"], {"family": "opennmt"})
+    assert (bundle.model_dir, bundle.source_spm, bundle.target_spm) == (
+        "model",
+        "sentencepiece.model",
+        "sentencepiece.model",
+    )
+    translator = Ct2Translator([bundle], beam_size=1)
+    assert translator.pairs() == {("en", "de")}
+    for text in TEXTS:  # argos-translate feeds plain SentencePiece pieces, no `</s>`
+        assert translator.translate(text, "en", "de") == text
+    assert "</s>" not in translator.source_tokens("hola mundo", "en", "de")[0]
+    translator.close()
+
+
+ROMANCE = {
+    "family": "marian-multi",
+    "sources": ["en"],
+    "target_tokens": {"fr": ">>fr<<", "es": ">>es<<", "it": ">>it<<"},
+}
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny-ct2-multi") / "m", "marian-multi")
+
+
+def test_marian_multi_target_puts_the_target_token_first(multi: Path) -> None:
+    bundle = Ct2Bundle.from_meta(multi, [], ROMANCE, name="opus-mt-en-ROMANCE")
+    assert bundle.languages == ("en", "fr", "es", "it")
+    translator = Ct2Translator([bundle])
+    assert translator.pairs() == {("en", "fr"), ("en", "es"), ("en", "it")}
+    # this copy model skips the first source token: the text comes back whole only if the
+    # target token was put before it (and nothing is forced on the target side)
+    for text in TEXTS:
+        assert translator.translate(text, "en", "fr") == text
+    assert translator.source_tokens("hola", "en", "es")[0][0] == ">>es<<"
+    assert translator.source_tokens("hola", "en", "it")[0][0] == ">>it<<"
+    with pytest.raises(EngineError, match="no ct2 bundle translates fr->en"):
+        translator.translate("bonjour", "fr", "en")
+    translator.close()
+
+
+def test_marian_multi_token_missing_from_the_vocabulary(multi: Path) -> None:
+    meta = {**ROMANCE, "target_tokens": {"fr": ">>fr<<", "pt": ">>por<<"}}
+    with pytest.raises(ModelError, match=r">>por<<.*fix the bundle's languages"):
+        Ct2Translator([Ct2Bundle.from_meta(multi, [], meta)]).load()
+    with pytest.raises(ModelError, match=r"needs meta\.sources and meta\.target_tokens"):
+        Ct2Bundle.from_meta(multi, ["en", "fr"], {"family": "marian-multi"})
+    with pytest.raises(ModelError, match=r"meta\.target_tokens must map"):
+        Ct2Bundle.from_meta(multi, [], {**ROMANCE, "target_tokens": [">>fr<<"]})
+
+
+def test_shipped_ct2_bundles_describe_valid_models() -> None:
+    from edged import store
+
+    catalogue = store.load_catalogue()
+    ct2 = [b for b in catalogue.bundles.values() if b.kind == "mt.ct2"]
+    families = set()
+    for entry in ct2:
+        bundle = Ct2Bundle.from_meta(Path("/models") / entry.name, entry.languages, entry.meta)
+        assert bundle.pairs(), entry.name
+        families.add(bundle.family)
+    assert {Ct2Family.MARIAN, Ct2Family.MARIAN_MULTI, Ct2Family.OPENNMT} <= families
+    romance = Ct2Bundle.from_meta(
+        Path("/m"), [], catalogue.bundle("opus-mt-en-ROMANCE").meta, "opus-mt-en-ROMANCE"
+    )
+    assert {("en", "fr"), ("en", "es"), ("en", "pt"), ("en", "it")} <= romance.pairs()
 
 
 @pytest.fixture()

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ import pytest
 
 from edged import store
 from edged.errors import ModelError
-from edged.store import State, StderrProgress, load_catalogue
-from edged.store_catalogue import CatalogueError
+from edged.store import CatalogueError, State, StderrProgress, load_catalogue
+from edged.store.catalogue import catalogue_candidates
+from edged.store.check import MAX_PROBLEMS
 
 QUIET = store.SilentProgress()
 
@@ -63,6 +65,15 @@ def test_shipped_default_bundles_pin_every_file() -> None:
     for bundle in load_catalogue(machine="x86_64").resolve("default"):
         for spec in bundle.files:
             assert spec.size is not None and len(spec.sha256) == 64, (bundle.name, spec.path)
+
+
+def test_catalogue_is_found_beside_the_package() -> None:
+    import edged
+
+    package = Path(edged.__file__).resolve().parent
+    candidates = catalogue_candidates()
+    assert candidates[:2] == [package.parent / "models", package / "catalogue"]
+    assert any((package / "catalogue").glob("*.toml"))  # the symlink wheels carry
 
 
 def test_resolve_unknown_name_lists_what_exists() -> None:
@@ -119,7 +130,7 @@ BAD = [
     (GOOD.replace('url = "file:///nowhere', 'url = "http://example.com'), "https://"),
     (GOOD.replace('type = "url"', 'type = "git"'), "'pypi' or 'url'"),
     (GOOD.replace('path = "a.bin"\n', 'archive = "tar"\n'), "needs 'members'"),
-    (GOOD.replace('path = "a.bin"\n', 'archive = "zip"\n'), "must be one of tar"),
+    (GOOD.replace('path = "a.bin"\n', 'archive = "rar"\n'), "must be one of tar, zip"),
     (GOOD.replace("size = 3,", "dir = true, size = 3,"), "needs 'count'"),
     (GOOD.replace('path = "a.bin", size', 'path = ".edged-stamp.json", size'), "reserved"),
     (GOOD + "\nsteps = 1\n", "unknown key"),
@@ -146,6 +157,26 @@ def test_bad_steps_and_members(tmp_path: Path) -> None:
     members = GOOD.replace('path = "a.bin"\n', 'archive = "tar"\nmembers = { "x/" = "a.bin" }\n')
     with pytest.raises(CatalogueError, match="a directory"):
         catalogue_from(tmp_path, members)
+    opus = GOOD.replace(
+        'files = [{ path = "a.bin"',
+        'steps = [{ type = "ct2-opus-mt", release = "model.bin" }]\nfiles = [{ path = "a.bin"',
+    )
+    with pytest.raises(CatalogueError, match="key 'release': must not be one of"):
+        catalogue_from(tmp_path, opus)
+    wildcard = GOOD.replace(
+        'path = "a.bin"\n', 'archive = "zip"\nmembers = { "x/*/a" = "a.bin" }\n'
+    )
+    with pytest.raises(CatalogueError, match="'\\*' may only stand for the top directory"):
+        catalogue_from(tmp_path, wildcard)
+
+
+def test_an_unpinned_directory_entry_needs_no_count(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        f'{{ path = "a.bin", size = 3, sha256 = "{sha(b"abc")}" }}',
+        '{ path = "model", dir = true, sha256 = "" }',
+    ).replace('path = "a.bin"\n', 'archive = "zip"\nmembers = { "*/model/" = "model/" }\n')
+    spec = catalogue_from(tmp_path, text).bundle("tiny").files[0]
+    assert (spec.is_dir, spec.count, spec.sha256) == (True, None, "")
 
 
 def test_duplicate_bundle_across_files_names_both(tmp_path: Path) -> None:
@@ -357,6 +388,7 @@ def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_failed_reinstall_keeps_the_working_copy(installed: tuple[store.Catalogue, Path]) -> None:
     catalogue, models = installed
     (models.parent / "site" / "voice.tar.bz2").write_bytes(b"not bzip2")
+    (models / store.FIRST_USE).unlink()  # trust the new download anew: it is then unpacked
     with pytest.raises(ModelError, match="cannot read the archive"):
         store.install(catalogue, ["voice"], models, QUIET, force=True)
     assert store.verify(catalogue, ["voice"], models, QUIET) == []
@@ -547,7 +579,7 @@ def test_many_problems_are_summarised(installed: tuple[store.Catalogue, Path]) -
     for index in range(12):
         (models / "voice" / "data" / f"junk{index:02}").write_text("?")
     problems = store.verify(catalogue, ["voice"], models, QUIET)
-    assert len(problems) == store.MAX_PROBLEMS
+    assert len(problems) == MAX_PROBLEMS
     assert str(problems[-1]) == "voice: and 3 more problems; fix: edged models install voice"
 
 
@@ -580,3 +612,94 @@ files = [{{ path = "ok.txt", size = 2, sha256 = "{sha(b"hi")}" }}]
     with pytest.raises(ModelError, match="points outside the bundle"):
         store.install(catalogue, ["evil"], models, QUIET)
     assert list(tmp_path.rglob("evil.txt")) == []
+
+
+# --- trust on first use ---------------------------------------------------------------------
+
+
+UNPINNED = """
+[[bundle]]
+name = "new-voice"
+kind = "tts.test"
+languages = ["fr"]
+licence = "MIT"
+description = "upstream publishes no checksum"
+files = [{ path = "w.bin", sha256 = "" }]
+
+  [[bundle.sources]]
+  type = "url"
+  url = "SITE/weights.bin"
+  sha256 = ""
+  path = "w.bin"
+"""
+
+
+def test_unpinned_download_that_changes_later_is_refused(tmp_path: Path) -> None:
+    site = make_sources(tmp_path)
+    catalogue = catalogue_from(tmp_path, UNPINNED.replace("SITE", site.as_uri()))
+    models = tmp_path / "models"
+    assert store.install(catalogue, ["new-voice"], models, QUIET) == ["new-voice"]
+    (site / "weights.bin").write_bytes(WEIGHTS.upper())  # replaced upstream, same size
+    with pytest.raises(ModelError, match=r"weights\.bin: the download has sha256 .* refused"):
+        store.install(catalogue, ["new-voice"], models, QUIET, force=True)
+    assert (models / "new-voice" / "w.bin").read_bytes() == WEIGHTS  # the good copy stays
+    shutil.rmtree(models / "new-voice")  # not even a fresh install accepts it
+    with pytest.raises(ModelError, match="when it was first installed"):
+        store.install(catalogue, ["new-voice"], models, QUIET)
+
+
+def test_first_use_record_survives_and_pinning_overrides_it(
+    installed: tuple[store.Catalogue, Path], tmp_path: Path
+) -> None:
+    catalogue, models = installed
+    site = models.parent / "site"
+    record = json.loads((models / store.FIRST_USE).read_text())
+    url = f"{site.as_uri()}/voice.tar.bz2"
+    seen = record["sources"][url]
+    assert seen["sha256"] == sha((site / "voice.tar.bz2").read_bytes())
+    assert seen["bundle"] == "voice" and seen["size"] == (site / "voice.tar.bz2").stat().st_size
+    assert f"{site.as_uri()}/weights.bin" not in record["sources"]  # pinned: not recorded
+    # the same archive again is accepted; a catalogue sha256 takes precedence over the record
+    assert store.install(catalogue, ["voice"], models, QUIET, force=True) == ["voice"]
+    (site / "voice.tar.bz2").write_bytes(b"garbage")
+    (tmp_path / "catalogue" / "test.toml").unlink()
+    pinned = local_catalogue(tmp_path, site.as_uri(), archive_sha=sha(b"garbage"))
+    with pytest.raises(ModelError, match="cannot read the archive"):  # past the trust check
+        store.install(pinned, ["voice"], models, QUIET, force=True)
+
+
+def test_models_list_shows_trust_and_licence(installed: tuple[store.Catalogue, Path]) -> None:
+    catalogue, models = installed
+    rows = {row.name: row for row in store.list_bundles(catalogue, models)}
+    assert rows["weights"].trust is store.Trust.PINNED
+    assert rows["voice"].trust is store.Trust.FIRST_USE
+    out = io.StringIO()
+    store.print_list(catalogue, models, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == [
+        "BUNDLE", "KIND", "LANGUAGES", "SIZE", "STATE", "TRUST", "LICENCE"
+    ]  # fmt: skip
+    voice = next(line for line in lines if line.startswith("voice "))
+    assert voice.split()[-3:] == ["installed", "first-use", "CC0-1.0"]
+    assert any(line.startswith("trust: pinned = ") for line in lines)
+
+
+def test_shipped_catalogue_says_how_each_bundle_is_trusted() -> None:
+    rows = store.list_bundles(load_catalogue(machine="x86_64"), Path("/nonexistent"))
+    trust = {row.name: row.trust for row in rows}
+    assert trust["whisper-base"] is store.Trust.PINNED
+    assert all(row.licence for row in rows)
+
+
+def test_models_readme_table_says_trust_and_licence_of_every_bundle() -> None:
+    catalogue = load_catalogue(machine="x86_64")
+    text = (catalogue.directory / "README.md").read_text(encoding="utf-8")
+    table = text.split("| bundle | trust | revision | licence | notes |", 1)[1].split("\n\n")[0]
+    rows = {}
+    for line in table.strip().splitlines()[1:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = (cells[1], cells[3])
+    for bundle in catalogue.bundles.values():
+        trust = "pinned" if bundle.pinned else "first use"
+        assert rows.get(bundle.name) == (trust, bundle.licence), bundle.name
+    assert rows.keys() == catalogue.bundles.keys()

@@ -18,9 +18,18 @@ from typing import Any
 from edged.errors import ModelError
 
 KIND_FAMILIES = ("asr", "vad", "mt", "tts", "lid", "sample")
-STEP_TYPES = ("concat", "piper-convert")
+STEP_TYPES = ("concat", "piper-convert", "ct2-opus-mt")
 PIPER_OUTPUTS = ("model.onnx", "tokens.txt")
-ARCHIVE_TYPES = ("tar",)
+# ct2-opus-mt: the converted model (one vocabulary for both sides, as OPUS-MT trains them)
+# and the release's SentencePiece models
+CT2_OPUS_MT_OUTPUTS = (
+    "model.bin",
+    "config.json",
+    "shared_vocabulary.json",
+    "source.spm",
+    "target.spm",
+)
+ARCHIVE_TYPES = ("tar", "zip")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _KIND = re.compile(r"^([a-z]+)\.[a-z0-9][a-z0-9-]*$")
@@ -59,22 +68,34 @@ class PypiSource:
     wheel_sha256: str  # "" when this machine's wheel is not pinned (per-platform wheels)
     members: Mapping[str, str]
 
+    @property
+    def pinned(self) -> bool:
+        """Whether the catalogue has this machine's wheel sha256."""
+        return bool(self.wheel_sha256)
+
     def describe(self) -> str:
+        """The source as messages name it."""
         return f"{self.package}=={self.version} (PyPI)"
 
 
 @dataclass(frozen=True)
 class UrlSource:
-    """An https download, optionally a tar archive whose `members` map to bundle paths."""
+    """An https download, optionally a tar or zip archive whose `members` map to bundle paths."""
 
     url: str
     sha256: str  # "" unknown: recorded in the bundle's stamp on first install, with a warning
     size: int | None
     path: str  # destination of a plain (non-archive) download, "" for archives
-    archive: str  # "" or "tar" (any compression tarfile reads)
+    archive: str  # "", "tar" (any compression tarfile reads) or "zip" (.argosmodel)
     members: Mapping[str, str]
 
+    @property
+    def pinned(self) -> bool:
+        """Whether the catalogue has the download's sha256."""
+        return bool(self.sha256)
+
     def describe(self) -> str:
+        """The source as messages name it."""
         return self.url
 
 
@@ -111,6 +132,11 @@ class Bundle:
         """Total installed bytes, None if some file's size is unknown on this machine."""
         sizes = [f.size for f in self.files]
         return None if None in sizes else sum(s for s in sizes if s is not None)
+
+    @property
+    def pinned(self) -> bool:
+        """Every source has a sha256 here; else the bundle is trusted on first use."""
+        return all(source.pinned for source in self.sources)
 
     def derived(self) -> set[str]:
         """Paths produced by post-steps (their bytes depend on local tools)."""
@@ -169,7 +195,7 @@ def catalogue_candidates() -> list[Path]:
     """Where the shipped catalogue may be, in order: the repository's `models/` (source
     checkout, editable install), package data `edged/catalogue/`, `share/edged/models` under
     the install prefix (wheel data-files)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # edged/, beside its catalogue symlink
     data = Path(sysconfig.get_path("data"))
     return [package.parent / "models", package / "catalogue", data / "share/edged/models"]
 
@@ -387,6 +413,10 @@ def _size(table: _Table, key: str, machine: str) -> int | None:
 def _members(table: _Table) -> dict[str, str]:
     members = table.str_map("members")
     for src, dest in members.items():
+        if "*" in src and not (src.startswith("*/") and "*" not in src[2:]):
+            raise table.fail(
+                "members", f"{src!r}: '*' may only stand for the top directory, as in '*/model/'"
+            )
         if src.endswith("/") != (dest.endswith("/") or dest == ""):
             raise table.fail(
                 "members",
@@ -449,6 +479,11 @@ def _parse_step(raw: Any, where: str) -> Step:
         if set(inputs) & set(PIPER_OUTPUTS):
             raise table.fail("model", f"piper-convert inputs must not be named {PIPER_OUTPUTS}")
         outputs = PIPER_OUTPUTS
+    elif kind == "ct2-opus-mt":
+        inputs = (table.get("release", str),)  # the directory the release was unpacked into
+        if inputs[0] in CT2_OPUS_MT_OUTPUTS:
+            raise table.fail("release", f"must not be one of {CT2_OPUS_MT_OUTPUTS}")
+        outputs = CT2_OPUS_MT_OUTPUTS
     else:
         raise table.fail("type", f"{kind!r} must be one of {', '.join(STEP_TYPES)}")
     for path in (*inputs, *outputs):
@@ -463,11 +498,12 @@ def _parse_file(raw: Any, where: str, machine: str) -> FileSpec:
     table.where = f"{where.rsplit(': file #', 1)[0]}: file {path!r}"
     is_dir = table.get("dir", bool, False)
     count = table.get("count", int, None)
-    if is_dir != (count is not None):
-        raise table.fail("count", "a directory entry (dir = true) needs 'count', a file has none")
-    spec = FileSpec(
-        path, _size(table, "size", machine), _sha(table, "sha256", machine), is_dir, count
-    )
+    sha256 = _sha(table, "sha256", machine)
+    if not is_dir and count is not None:
+        raise table.fail("count", "only a directory entry (dir = true) has 'count'")
+    if is_dir and sha256 and count is None:
+        raise table.fail("count", "a pinned directory entry (dir = true, sha256) needs 'count'")
+    spec = FileSpec(path, _size(table, "size", machine), sha256, is_dir, count)
     table.done()
     return spec
 

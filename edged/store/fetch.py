@@ -19,7 +19,7 @@ from typing import IO, Protocol, TextIO
 
 from edged import __version__
 from edged.errors import ModelError
-from edged.store_catalogue import PypiSource, Step, UrlSource
+from edged.store.catalogue import CT2_OPUS_MT_OUTPUTS, PypiSource, Step, UrlSource
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,28 @@ def copy_stream(
     return copied, digest.hexdigest()
 
 
+def _matches(pattern: str, name: str) -> str | None:
+    """`pattern` with a leading `*/` replaced by `name`'s top directory, if that fits; `./`
+    (the whole archive) becomes the empty prefix.
+
+    Argos packages put everything under one top directory whose name differs between
+    releases (`translate-en_de-1_0/`), so the catalogue maps `*/model/` rather than guess it.
+    """
+    if pattern == "./":
+        return ""
+    if not pattern.startswith("*/"):
+        return pattern
+    top, sep, _ = name.partition("/")
+    return f"{top}/{pattern[2:]}" if sep and top else None
+
+
 def map_member(name: str, members: Mapping[str, str]) -> str | None:
     """Where archive/wheel member `name` goes in the bundle, per the catalogue mapping."""
-    for src, dest in members.items():
-        if src.endswith("/"):
+    for pattern, dest in members.items():
+        src = _matches(pattern, name)
+        if src is None:
+            continue
+        if pattern.endswith("/"):
             if name.startswith(src) and len(name) > len(src):
                 rel = dest + name[len(src) :]
                 parts = PurePosixPath(rel).parts
@@ -146,26 +164,31 @@ def map_member(name: str, members: Mapping[str, str]) -> str | None:
 
 
 def _unmatched(names: list[str], members: Mapping[str, str]) -> list[str]:
-    return [
-        src
-        for src in members
-        if not any(n == src or (src.endswith("/") and n.startswith(src)) for n in names)
-    ]
+    def found(pattern: str, name: str) -> bool:
+        src = _matches(pattern, name)
+        return src is not None and (name == src or (pattern.endswith("/") and name.startswith(src)))
+
+    return [pattern for pattern in members if not any(found(pattern, n) for n in names)]
 
 
 def extract_zip(
     archive: Path, members: Mapping[str, str], stage: Path, progress: Progress, label: str
 ) -> None:
-    """Copy the mapped members of a wheel (a zip) into `stage`."""
-    with zipfile.ZipFile(archive) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        wanted = [(i, d) for i in infos if (d := map_member(i.filename, members)) is not None]
-        _check_all_matched(archive, [i.filename for i in infos], members)
-        total = sum(i.file_size for i, _ in wanted)
-        done = 0
-        for info, dest in wanted:
-            with zf.open(info) as src:
-                done += copy_stream(src, stage / dest, progress, label, total, done)[0]
+    """Copy the mapped members of a zip archive (a wheel, an `.argosmodel`) into `stage`."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            _check_all_matched(archive, [i.filename for i in infos], members)
+            wanted = [(i, d) for i in infos if (d := map_member(i.filename, members)) is not None]
+            total = sum(i.file_size for i, _ in wanted)
+            done = 0
+            for info, dest in wanted:
+                with zf.open(info) as src:
+                    done += copy_stream(src, stage / dest, progress, label, total, done)[0]
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(
+            f"{archive}: cannot read the zip archive ({exc}); the download may be damaged"
+        ) from exc
 
 
 def extract_tar(
@@ -278,6 +301,8 @@ def run_step(step: Step, stage: Path, progress: Progress) -> None:
                     src, out, progress, f"joining {out.name}", total, done, append=True
                 )[0]
             (stage / part).unlink()  # frees the space of the part before the next one
+    elif step.type == "ct2-opus-mt":
+        _convert_opus_mt(stage / step.inputs[0], stage, progress)
     elif step.type == "piper-convert":
         try:
             from edged.tts.piper_convert import convert_piper_voice
@@ -290,6 +315,41 @@ def run_step(step: Step, stage: Path, progress: Progress) -> None:
         convert_piper_voice(model, config, stage)
     else:  # the catalogue parser admits only STEP_TYPES
         raise ModelError(f"unknown post-step {step.type!r}")
+
+
+def _convert_opus_mt(release: Path, stage: Path, progress: Progress) -> None:
+    """Convert an unpacked OPUS-MT release (Marian `.npz`, `decoder.yml`, vocabulary) with
+    CTranslate2's own converter, int8 on disk, and put its SentencePiece models beside."""
+    decoders = sorted(release.rglob("decoder.yml"))
+    if len(decoders) != 1:
+        raise ModelError(
+            f"the OPUS-MT release holds {len(decoders)} decoder.yml files, expected 1; "
+            "the catalogue entry does not match this release"
+        )
+    model_dir = decoders[0].parent
+    missing = [n for n in ("source.spm", "target.spm") if not (model_dir / n).is_file()]
+    if missing:
+        raise ModelError(f"the OPUS-MT release has no {', '.join(missing)} beside decoder.yml")
+    try:
+        from ctranslate2.converters import OpusMTConverter
+    except ImportError as exc:
+        raise ModelError(f"the ct2-opus-mt step needs ctranslate2's converters: {exc}") from exc
+    progress.message(f"  converting {model_dir.name or 'the OPUS-MT model'} for CTranslate2")
+    output = stage / ".ct2-converted"
+    try:
+        OpusMTConverter(str(model_dir)).convert(str(output), quantization="int8", force=True)
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        raise ModelError(f"CTranslate2 cannot convert this OPUS-MT release: {exc!r}") from exc
+    for name in CT2_OPUS_MT_OUTPUTS[:3]:
+        if not (output / name).is_file():
+            raise ModelError(
+                f"the converted OPUS-MT model has no {name} (separate source and target "
+                "vocabularies are not supported by this step)"
+            )
+        (output / name).replace(stage / name)
+    for name in CT2_OPUS_MT_OUTPUTS[3:]:
+        shutil.copyfile(model_dir / name, stage / name)
+    remove_tree(output)
 
 
 def walk_files(root: Path) -> Iterator[Path]:
