@@ -370,6 +370,7 @@ class Pipeline:
         self._utt = 0
         self._languages: tuple[str, ...] = ()  # applied to the recognizer at the first utterance
         self._turn_lang: str | None = None  # fixed by a per-language push-to-talk button
+        self._turns = False
         self._ptt_down = False  # push-to-talk button held
         self._utt_open = False  # speech.start published, final not yet
         self._hold: _Hold | None = None  # a final decoded at a pause, not yet published
@@ -691,10 +692,12 @@ class Pipeline:
     def _apply_languages(self) -> None:
         """Commands or a push-to-talk button may have changed the candidates; engines
         change between utterances, on the thread that owns them."""
-        languages = (self._turn_lang,) if self._turn_lang else self._settings.candidates
-        if languages != self._languages:
-            self.recognizer.set_languages(languages)
-            self._languages = languages
+        settings = self._settings
+        languages = (self._turn_lang,) if self._turn_lang else settings.candidates
+        turns = bool(settings.conversation)
+        if (languages, turns) != (self._languages, self._turns):
+            self.recognizer.set_languages(languages, turns=turns)
+            self._languages, self._turns = languages, turns
 
     def _open_utterance(self, t0: float) -> None:
         self._utt_open = True

@@ -134,7 +134,7 @@ class FakeRecognizer:
         self._t0 = 0.0
         self._lang = "en"
 
-    def set_languages(self, candidates: tuple[str, ...]) -> None:
+    def set_languages(self, candidates: tuple[str, ...], turns: bool = False) -> None:
         self.languages = candidates
         self.language_calls.append(candidates)
 

@@ -54,7 +54,9 @@ class Recognizer(Protocol):
 
     def end(self) -> list[Hypothesis]: ...
 
-    def set_languages(self, candidates: tuple[str, ...]) -> None: ...
+    def set_languages(self, candidates: tuple[str, ...], turns: bool = False) -> None:
+        """Restrict language identification; `turns`: a conversation (people alternate)."""
+        ...
 
 
 @runtime_checkable

@@ -409,8 +409,9 @@ class SherpaRecognizer:
     def kind(self) -> ModelKind:
         return self.bundle.kind
 
-    def set_languages(self, candidates: tuple[str, ...]) -> None:
-        """Restrict to these languages; each must be one the bundle recognises."""
+    def set_languages(self, candidates: tuple[str, ...], turns: bool = False) -> None:
+        """Restrict to these languages; each must be one the bundle recognises (`turns`,
+        conversation turn-taking, does not change a sherpa model's decoding)."""
         if not candidates:
             raise ConfigError("asr.languages: at least one language is needed")
         unknown = [c for c in candidates if c not in self.model_languages]

@@ -115,8 +115,11 @@ class WhisperRecognizer:
             raise ModelError(f"Whisper tokenizer has no token {text}")
         return token_id
 
-    def set_languages(self, candidates: tuple[str, ...]) -> None:
-        """Restrict language identification to these ISO 639-1 codes (first is the default)."""
+    def set_languages(self, candidates: tuple[str, ...], turns: bool = False) -> None:
+        """Restrict language identification to these ISO 639-1 codes (first is the default).
+        `turns`: a conversation, where people take turns: a call too close to make goes
+        to the language the last utterance was not in."""
+        self._turns = turns
         if not candidates:
             raise ConfigError("asr.languages: at least one language is needed")
         unknown = [c for c in candidates if self._tokenizer.token_to_id(f"<|{c}|>") is None]
@@ -275,8 +278,15 @@ class WhisperRecognizer:
         ranked = sorted(self._languages, key=lambda c: scores.get(f"<|{c}|>", 0.0), reverse=True)
         best, second = ranked[0], ranked[1]
         margin = scores.get(f"<|{best}|>", 0.0) - scores.get(f"<|{second}|>", 0.0)
-        if margin < self.options.lid_margin and self._segment_lang in self._languages:
+        if margin >= self.options.lid_margin:
+            return best
+        if self._segment_lang in self._languages:
             return self._segment_lang  # too close to call: stay with the utterance's language
+        last = self._previous.lang  # the last published final's
+        if self._turns and len(self._languages) == 2 and last in self._languages:
+            # "Sí." after an English turn: a second of audio is too little for Whisper's
+            # language ID, and in a conversation the other person speaks next.
+            return next(c for c in self._languages if c != last)
         return best
 
     def _conditioned(self, lang: str) -> bool:
