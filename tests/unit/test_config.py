@@ -168,4 +168,3 @@ def test_one_engine_table_feeds_validation_cli_and_loading(tmp_path: Path) -> No
     translate = build_parser()._subparsers._group_actions[0].choices["translate"]  # type: ignore[union-attr]
     choices = {a.dest: a.choices for a in translate._actions if a.choices}
     assert tuple(choices["asr"]) == ASR_ENGINES and tuple(choices["mt"]) == MT_ENGINES
-
