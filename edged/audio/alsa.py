@@ -11,7 +11,10 @@ the reconnect and stop logic can be driven by fakes in tests; the real ones wrap
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
+import functools
 import logging
 import select
 import socket
@@ -94,7 +97,40 @@ def _alsa() -> Any:
             "pyalsaaudio is not installed: it needs libasound2-dev and a C compiler "
             "(`apt install libasound2-dev build-essential`, then `pip install pyalsaaudio`)"
         ) from exc
+    _quiet_alsa_lib()
     return alsaaudio
+
+
+# alsa-lib's C signature is (file, line, function, err, fmt, ...); the variadic tail is
+# never read, and both x86-64 and AArch64 pass the named arguments the same either way.
+_ALSA_ERROR_HANDLER = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+)
+
+
+@functools.cache
+def _quiet_alsa_lib() -> Any:
+    """alsa-lib prints its own lines on stderr for every failed open ("ALSA lib pcm.c:…
+    Unknown PCM"): without a sound card that is a flood per retry. The same failure
+    already reaches us as an exception and is logged once per change of state, so send
+    alsa-lib's lines to the debug log instead. Cached: the callback must stay alive."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("asound") or "libasound.so.2")
+    except OSError:
+        return None
+
+    def handler(file: bytes, line: int, function: bytes, err: int, fmt: bytes) -> None:
+        log.debug(
+            "alsa-lib %s:%d %s: %s",
+            file.decode(errors="replace"),
+            line,
+            function.decode(errors="replace"),
+            fmt.decode(errors="replace"),
+        )
+
+    callback = _ALSA_ERROR_HANDLER(handler)
+    lib.snd_lib_error_set_handler(callback)
+    return callback
 
 
 class AlsaCaptureDevice:
