@@ -214,35 +214,36 @@ def _providers(
     translators: dict[str, Translator],
 ) -> list[Provider]:
     """Catalogue ct2 bundles not in use and Debian Apertium packages not installed, with
-    the pairs each would add, for engines in mt.engines."""
+    the pairs each would add (and, for an engine not in mt.engines, that it must be)."""
+    from edged.mt.apertium import package_pairs
+    from edged.mt.ct2 import Ct2Bundle
+
+    def enabled(engine: str) -> str:
+        return "" if engine in config.mt.engines else f" with {engine} in mt.engines"
+
     providers: list[Provider] = []
-    if "ct2" in config.mt.engines:
-        from edged.mt.ct2 import Ct2Bundle
-
-        for bundle in catalogue.bundles.values():
-            if bundle.kind != "mt.ct2" or bundle.name in config.mt.ct2_bundles:
-                continue
-            try:
-                described = Ct2Bundle.from_meta(
-                    models_dir / bundle.name, bundle.languages, bundle.meta, bundle.name
-                )
-            except ModelError as exc:  # a family this version cannot read: no hint from it
-                log.debug("no route hints from bundle %s: %s", bundle.name, exc)
-                continue
-            installed = (models_dir / bundle.name).is_dir()
-            hint = (
-                f"adding {bundle.name} to mt.ct2_bundles"
-                if installed
-                else f"`edged models install {bundle.name}` in mt.ct2_bundles"
+    for bundle in catalogue.bundles.values():
+        if bundle.kind != "mt.ct2" or bundle.name in config.mt.ct2_bundles:
+            continue
+        try:
+            described = Ct2Bundle.from_meta(
+                models_dir / bundle.name, bundle.languages, bundle.meta, bundle.name
             )
-            providers.append(Provider("ct2", frozenset(described.pairs()), hint))
-    if "apertium" in config.mt.engines:
-        from edged.mt.apertium import package_pairs
-
-        have = translators["apertium"].pairs() if "apertium" in translators else set()
-        for package, pairs in package_pairs().items():
-            if not pairs <= have:
-                providers.append(Provider("apertium", pairs, f"`apt-get install {package}`"))
+        except ModelError as exc:  # a family this version cannot read: no hint from it
+            log.debug("no route hints from bundle %s: %s", bundle.name, exc)
+            continue
+        # a ct2 bundle is used once listed in mt.ct2_bundles, installed or not
+        if (models_dir / bundle.name).is_dir():
+            hint = f"{bundle.name} in mt.ct2_bundles"
+        else:
+            hint = f"`edged models install {bundle.name}` (+ mt.ct2_bundles)"
+        hint += enabled("ct2")
+        providers.append(Provider("ct2", frozenset(described.pairs()), hint))
+    have = translators["apertium"].pairs() if "apertium" in translators else set()
+    for package, pairs in package_pairs().items():
+        if not pairs <= have:
+            hint = f"`apt-get install {package}`{enabled('apertium')}"
+            providers.append(Provider("apertium", pairs, hint))
     return providers
 
 

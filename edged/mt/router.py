@@ -171,7 +171,12 @@ class MissingPair:
     provides: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.src}->{self.tgt} ({_hint_text(self.provides)})"
+        return f"{self.src}->{self.tgt} ({self.hint})"
+
+    @property
+    def hint(self) -> str:
+        """ "provided by `edged models install x` or ...", or that nothing provides it."""
+        return _hint_text(self.provides)
 
     def to_json(self) -> dict[str, object]:
         """For the daemon's status: {"src", "tgt", "provides": [hints]}."""
@@ -408,7 +413,10 @@ class Router:
         translators: dict[str, Translator] = dict(self.translators)
         present = self._pairs.get(provider.engine, frozenset())
         translators[provider.engine] = _PairsOnly(present | provider.pairs)
-        return Router(translators, self._preference)
+        order = self._preference
+        if provider.engine not in order:  # its hint says to add it; last, as a fallback
+            order = (*order, provider.engine)
+        return Router(translators, order)
 
     def _no_path_message(self, pairs: list[MissingPair], key: str) -> str:
         installed = (
@@ -417,14 +425,14 @@ class Router:
         )
         absent = f"; not available: {', '.join(self.missing)}" if self.missing else ""
         return (
-            f"{key}: no translation route for {_group_by_hint(pairs)}; installed: "
+            f"{key}: no translation path for {_group_by_hint(pairs)}; installed: "
             f"{installed}{absent}. Install what is named, or change {key}"
         )
 
 
 def _hint_text(provides: Sequence[str]) -> str:
     if not provides:
-        return "nothing in the catalogue or Debian's Apertium pairs provides it"
+        return "no catalogue bundle or Debian Apertium package provides it"
     return "provided by " + " or ".join(provides)
 
 
