@@ -249,6 +249,9 @@ class Router:
                 for src, tgt in self._pairs[name]:
                     self._edges.setdefault(src, {})[tgt] = name
         self._whisper = self._pairs.get(WHISPER, frozenset())
+        # Caches filled on first use, by the translation thread and the daemon's command
+        # thread alike: each entry is computed whole and then stored in one assignment, so a
+        # race costs at most one search twice, never a half-built plan.
         self._text_routes: dict[str, dict[str, tuple[Hop, ...]]] = {}
         self._plans: dict[tuple[str, str, bool], TranslationPlan | None] = {}
         self._what_if: list[Router] | None = None
