@@ -19,6 +19,7 @@ from edged.options import add_engine_options, apply_engine_options
 
 if TYPE_CHECKING:
     from edged.engines import Prepared
+    from edged.mt.router import TranslationPlan
 
 log = logging.getLogger("edged")
 
@@ -30,6 +31,7 @@ examples:
   edged translate talk.wav --to en --serve              watch it on http://127.0.0.1:8080/
   edged models install default                          fetch and verify the default bundles
   edged models list                                     what the catalogue has and what is installed
+  edged routes --to en                                  which pairs translate, by which route
 
 Events are printed to stdout as JSON Lines; messages go to stderr.
 """
@@ -118,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     ver = msub.add_parser("verify", help="check installed bundles against their checksums")
     ver.add_argument("names", nargs="*", metavar="NAME", help="default: every installed bundle")
 
+    routes = sub.add_parser(
+        "routes",
+        parents=[common],
+        help="which source->target pairs the installed engines translate, and by which route",
+        description="List every language pair the configured engines (mt.engines, "
+        "mt.ct2_bundles, the installed Apertium pairs, Whisper's speech->English for "
+        "asr.languages) can translate and the route each takes: the one `edged translate` "
+        "and the daemon use. With --from/--to, only those pairs, and the ones without a "
+        "route with what would provide one. Example: edged routes --from fr --to en --to de",
+    )
+    add_engine_options(routes, targets_default="every language reached")
+    routes.add_argument(
+        "--json", action="store_true", help="one JSON object per pair on stdout (default: a table)"
+    )
+
     sub.add_parser(
         "run",
         parents=[common],
@@ -159,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return _translate(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "routes":
+            return _routes(args)
         if args.command == "run":
             from edged.service import run_daemon
 
@@ -291,3 +310,65 @@ def _models(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"edged: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from edged import store
+    from edged.engines import make_router
+    from edged.langs import validate_lang
+
+    config = apply_engine_options(load_cli_config(args), args)
+    models_dir = Path(config.models_dir) if config.models_dir else store.default_models_dir()
+    catalogue = store.load_catalogue()
+    languages = tuple(validate_lang(code, "--from") for code in config.asr.languages)
+    targets = [validate_lang(code, "--to") for code in args.targets] if args.targets else None
+    sources = languages if args.src else None
+    bundles = {
+        name: store.bundle_path(catalogue, models_dir, name) for name in config.mt.ct2_bundles
+    }
+    router = make_router(config, languages, catalogue, bundles, models_dir)
+    plans = router.routes(sources, targets)
+    missing = []
+    if sources is not None or targets is not None:
+        served = {(plan.src, plan.tgt) for plan in plans}
+        wanted = router.routes()  # every source any engine reads, for a --to without --from
+        for src in sources or sorted({plan.src for plan in wanted} | set(languages)):
+            for tgt in targets or sorted({plan.tgt for plan in wanted}):
+                if src != tgt and (src, tgt) not in served:
+                    missing.append(router.missing_pair(src, tgt))
+    if args.json:
+        for plan in plans:
+            print(json.dumps(_route_json(plan), ensure_ascii=False))
+        for absent in missing:
+            print(json.dumps(absent.to_json() | {"engine": None}, ensure_ascii=False))
+        return 0
+    rows = [(f"{p.src} -> {p.tgt}", p.engine, _route_text(p)) for p in plans]
+    rows += [(f"{m.src} -> {m.tgt}", "none", f"no route: {m.hint}") for m in missing]
+    if not rows:
+        print("no routes: no translation engine is installed (see `edged models list`)")
+        return 0
+    width = [max(len(row[i]) for row in rows) for i in (0, 1)]
+    print(f"{'PAIR':<{width[0]}}  {'ENGINE':<{width[1]}}  ROUTE")
+    for pair, engine, route in rows:
+        print(f"{pair:<{width[0]}}  {engine:<{width[1]}}  {route}")
+    return 0
+
+
+def _route_text(plan: TranslationPlan) -> str:
+    if plan.uses_whisper:
+        text = plan.text_plan.path if plan.text_plan else "not translated"
+        return f"{plan.path} (speech; partials: {text})"
+    return plan.path
+
+
+def _route_json(plan: TranslationPlan) -> dict[str, object]:
+    hops = [{"engine": h.engine, "src": h.src, "tgt": h.tgt} for h in plan.hops]
+    text = plan.text_plan.engine if plan.text_plan else None
+    partials = text if plan.uses_whisper else plan.engine
+    return {
+        "src": plan.src,
+        "tgt": plan.tgt,
+        "engine": plan.engine,
+        "hops": hops,
+        "partials": partials,
+    }

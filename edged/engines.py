@@ -1,8 +1,10 @@
 """From config to engines, in one place: which recognizer, translators and voices run.
 
 prepare() validates everything that can be checked without loading a model (languages,
-bundles on disk, a translation path for every pair) so a bad config fails in well under
-a second; Prepared.load() then loads the models.
+bundles on disk, a translation route to every target) so a bad config fails in well under
+a second; Prepared.load() then loads the models. Pairs without a route are named in one
+warning (and kept in `Prepared.unserved`), not refused, unless no source candidate reaches
+a target.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from edged.config import Config
 from edged.errors import ConfigError, ModelError
 from edged.langs import validate_lang
 from edged.mt import Translator
-from edged.mt.router import Router, TranslationPlan, WhisperSpeechTranslation
+from edged.mt.router import (
+    Coverage,
+    MissingPair,
+    Provider,
+    Router,
+    TranslationPlan,
+    WhisperSpeechTranslation,
+)
 from edged.tts import Synthesizer, Voices
 from edged.vad import VadSegmenter
 
@@ -37,8 +46,11 @@ class Engines:
     voices: Voices | None
 
     def translate(self, hypothesis: Hypothesis, tgt: str) -> tuple[str, str] | None:
-        """Translate a hypothesis to `tgt`: (text, engine), or None if its plan needs speech."""
-        plan = self.router.plan(hypothesis.lang, tgt)
+        """Translate a hypothesis to `tgt`: (text, engine), or None if the pair has no route
+        (named when the targets were set) or its plan needs speech and this is a partial."""
+        plan = self.router.find(hypothesis.lang, tgt)
+        if plan is None:
+            return None
         final = hypothesis.kind is HypothesisKind.FINAL
         english = hypothesis.translation_en if final else None
         if not plan.serves_text and english is None:
@@ -46,12 +58,15 @@ class Engines:
         result = plan.translate(hypothesis.text, english)
         return result.text, result.engine
 
-    def retarget(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> None:
-        """Check every pair has a path (ConfigError if not) and tell the recognizer which
-        source languages need its own speech->English translation."""
-        plans = self.router.check(languages, targets, key="targets")
+    def retarget(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> Coverage:
+        """Plan the new sources x targets by prepare()'s rule: ConfigError (nothing changed)
+        only if a target is reached by no candidate; else tell the recognizer which sources
+        need its speech->English task and return the coverage (`unserved` for the status,
+        `warning()` for the log)."""
+        coverage = self.router.cover(languages, targets, key="targets")
         if hasattr(self.recognizer, "speech_translation"):
-            self.recognizer.speech_translation = speech_translated(plans)
+            self.recognizer.speech_translation = speech_translated(coverage.plans)
+        return coverage
 
     def close(self) -> None:
         self.router.close()
@@ -72,6 +87,7 @@ class Prepared:
     languages: tuple[str, ...]  # source candidates the recognizer can do
     router: Router
     plans: tuple[TranslationPlan, ...]
+    unserved: tuple[MissingPair, ...] = ()  # pairs without a route, for the status
 
     @property
     def conversation(self) -> tuple[str, ...]:
@@ -131,8 +147,11 @@ def prepare(config: Config) -> Prepared:
         needed.append(config.asr.sherpa.punctuation_bundle)
     bundles = {name: _bundle_dir(catalogue, models_dir, name) for name in dict.fromkeys(needed)}
     languages = _recognizer_languages(config, catalogue, languages)
-    router = Router(_translators(config, languages, catalogue, bundles), config.mt.engines)
-    plans = tuple(router.check(languages, targets))
+    router = make_router(config, languages, catalogue, bundles, models_dir)
+    coverage = router.cover(languages, targets)
+    warning = coverage.warning()
+    if warning:
+        log.warning("%s", warning)
     if config.tts.enabled:
         spoken = targets if config.conversation.enabled else (config.tts.speak or targets[0],)
         for speak in spoken:
@@ -140,7 +159,9 @@ def prepare(config: Config) -> Prepared:
                 raise ConfigError(
                     f"tts: no voice for '{speak}' in tts.voices and espeak_fallback is off"
                 )
-    return Prepared(config, models_dir, bundles, languages, router, plans)
+    return Prepared(
+        config, models_dir, bundles, languages, router, coverage.plans, coverage.unserved
+    )
 
 
 def _conversation_languages(config: Config) -> tuple[str, ...]:
@@ -193,6 +214,60 @@ def _recognizer_languages(
 
 def _asr_bundle(config: Config) -> str:
     return config.asr.whisper.bundle if config.asr.engine == "whisper" else config.asr.sherpa.bundle
+
+
+def make_router(
+    config: Config,
+    languages: tuple[str, ...],
+    catalogue: store.Catalogue,
+    bundles: dict[str, Path],
+    models_dir: Path,
+) -> Router:
+    """The router over the configured translators (`bundles` holds mt.ct2_bundles' paths),
+    knowing what else could be installed for the hints of pairs without a route."""
+    translators = _translators(config, languages, catalogue, bundles)
+    providers = _providers(config, catalogue, models_dir, translators)
+    return Router(translators, config.mt.engines, providers)
+
+
+def _providers(
+    config: Config,
+    catalogue: store.Catalogue,
+    models_dir: Path,
+    translators: dict[str, Translator],
+) -> list[Provider]:
+    """Catalogue ct2 bundles not in use and Debian Apertium packages not installed, with
+    the pairs each would add (and, for an engine not in mt.engines, that it must be)."""
+    from edged.mt.apertium import package_pairs
+    from edged.mt.ct2 import Ct2Bundle
+
+    def enabled(engine: str) -> str:
+        return "" if engine in config.mt.engines else f" with {engine} in mt.engines"
+
+    providers: list[Provider] = []
+    for bundle in catalogue.bundles.values():
+        if bundle.kind != "mt.ct2" or bundle.name in config.mt.ct2_bundles:
+            continue
+        try:
+            described = Ct2Bundle.from_meta(
+                models_dir / bundle.name, bundle.languages, bundle.meta, bundle.name
+            )
+        except ModelError as exc:  # a family this version cannot read: no hint from it
+            log.debug("no route hints from bundle %s: %s", bundle.name, exc)
+            continue
+        # a ct2 bundle is used once listed in mt.ct2_bundles, installed or not
+        if (models_dir / bundle.name).is_dir():
+            hint = f"{bundle.name} in mt.ct2_bundles"
+        else:
+            hint = f"`edged models install {bundle.name}` (+ mt.ct2_bundles)"
+        hint += enabled("ct2")
+        providers.append(Provider("ct2", frozenset(described.pairs()), hint))
+    have = translators["apertium"].pairs() if "apertium" in translators else set()
+    for package, pairs in package_pairs().items():
+        if not pairs <= have:
+            hint = f"`apt-get install {package}`{enabled('apertium')}"
+            providers.append(Provider("apertium", pairs, hint))
+    return providers
 
 
 def _translators(

@@ -54,6 +54,7 @@ class Generation:
         self._bus: EventBus | None = None
         self._settings: Settings | None = None  # kept over stop/start (commands' changes)
         self.audio_end = 0.0  # session timeline position when the pipeline last stopped
+        self.unserved = prepared.unserved  # pairs without a route (status), as retargeted
 
     @property
     def config(self) -> Config:

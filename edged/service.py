@@ -314,6 +314,7 @@ class Daemon:
             "trigger": s.trigger.value,
             "listening": s.listening,
             "speech_muted": s.speech_muted,
+            "unserved": [m.to_json() for m in self.generation.unserved] if self.generation else [],
         }
 
     def status(self) -> dict[str, Any]:
@@ -461,11 +462,17 @@ class Daemon:
     def _check_routes(
         self, generation: Generation, languages: tuple[str, ...], targets: tuple[str, ...]
     ) -> None:
+        """The rule of start-up: refused only if a target is reached by no candidate; the
+        pairs that cannot be served are named in the log and the status."""
         prepared = generation.prepared
         for code in languages:
             if code not in prepared.languages and prepared.config.asr.engine == "sherpa":
                 raise ConfigError(f"the sherpa model does not recognise '{code}'")
-        generation.engines.retarget(languages, targets)
+        coverage = generation.engines.retarget(languages, targets)
+        warning = coverage.warning("targets")
+        if warning:
+            log.warning("%s", warning)
+        generation.unserved = coverage.unserved
 
 
 def run_daemon(config_path: Path | None) -> int:

@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv python3-dev gcc libasound2-dev mosquitto espeak-ng sox
-              apertium apertium-eng-spa systemd alsa-utils chromium)
+              apertium apertium-eng-spa systemd alsa-utils chromium
+              # more Apertium pairs: routes through pivots other than English (tests, routes)
+              apertium-fr-es apertium-es-pt apertium-spa-cat apertium-spa-ita
+              apertium-eng-cat apertium-en-gl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -420,3 +420,78 @@ def discover_modes(modes_dir: Path) -> dict[tuple[str, str], str]:
                 if src != tgt:
                     modes[(src, tgt)] = name
     return modes
+
+
+# Debian (bookworm) packages of Apertium pairs, for the hints of pairs no route serves:
+# package -> (language, language, directions), languages as in the package name, directions
+# "both" or the one mode it installs. The one-way packages were checked against their file
+# lists (`dpkg -c`: apertium-es-ro installs only ro-es); the two-way ones installed here
+# (eng-spa, fr-es, es-pt, spa-cat, spa-ita, eng-cat, en-gl) ship both modes, and the rest
+# are taken to as well. Transitional dummy packages (apertium-en-es, ...) are left out.
+_BOTH = "both"
+DEBIAN_PACKAGES: dict[str, tuple[str, str, str]] = {
+    "apertium-afr-nld": ("afr", "nld", _BOTH),
+    "apertium-arg-cat": ("arg", "cat", _BOTH),
+    "apertium-bel-rus": ("bel", "rus", _BOTH),
+    "apertium-br-fr": ("br", "fr", "br-fr"),
+    "apertium-cat-ita": ("cat", "ita", _BOTH),
+    "apertium-cat-srd": ("cat", "srd", _BOTH),
+    "apertium-dan-nor": ("dan", "nor", _BOTH),
+    "apertium-en-gl": ("en", "gl", _BOTH),
+    "apertium-eng-cat": ("eng", "cat", _BOTH),
+    "apertium-eng-spa": ("eng", "spa", _BOTH),
+    "apertium-eo-ca": ("eo", "ca", "ca-eo"),
+    "apertium-eo-en": ("eo", "en", _BOTH),
+    "apertium-eo-es": ("eo", "es", "es-eo"),
+    "apertium-eo-fr": ("eo", "fr", "fr-eo"),
+    "apertium-es-gl": ("es", "gl", _BOTH),
+    "apertium-es-pt": ("es", "pt", _BOTH),
+    "apertium-es-ro": ("es", "ro", "ro-es"),
+    "apertium-eu-en": ("eu", "en", "eu-en"),
+    "apertium-eu-es": ("eu", "es", "eu-es"),
+    "apertium-fr-es": ("fr", "es", _BOTH),
+    "apertium-fra-cat": ("fra", "cat", _BOTH),
+    "apertium-hbs-eng": ("hbs", "eng", _BOTH),
+    "apertium-hbs-mkd": ("hbs", "mkd", _BOTH),
+    "apertium-hbs-slv": ("hbs", "slv", _BOTH),
+    "apertium-ind-zlm": ("ind", "zlm", _BOTH),
+    "apertium-isl-eng": ("isl", "eng", "isl-eng"),
+    "apertium-isl-swe": ("isl", "swe", _BOTH),
+    "apertium-mkd-bul": ("mkd", "bul", _BOTH),
+    "apertium-mkd-eng": ("mkd", "eng", "mkd-eng"),
+    "apertium-nno-nob": ("nno", "nob", _BOTH),
+    "apertium-oc-ca": ("oc", "ca", _BOTH),
+    "apertium-oc-es": ("oc", "es", _BOTH),
+    "apertium-oci-fra": ("oci", "fra", _BOTH),
+    "apertium-por-cat": ("por", "cat", _BOTH),
+    "apertium-pt-gl": ("pt", "gl", _BOTH),
+    "apertium-rus-ukr": ("rus", "ukr", _BOTH),
+    "apertium-spa-arg": ("spa", "arg", _BOTH),
+    "apertium-spa-ast": ("spa", "ast", _BOTH),
+    "apertium-spa-cat": ("spa", "cat", _BOTH),
+    "apertium-spa-ita": ("spa", "ita", _BOTH),
+    "apertium-srd-ita": ("srd", "ita", _BOTH),
+    "apertium-swe-dan": ("swe", "dan", _BOTH),
+    "apertium-swe-nor": ("swe", "nor", _BOTH),
+    "apertium-urd-hin": ("urd", "hin", _BOTH),
+}
+
+
+def package_pairs() -> dict[str, frozenset[tuple[str, str]]]:
+    """The (src, tgt) pairs, in edged's codes, each Debian Apertium package would install."""
+    found: dict[str, frozenset[tuple[str, str]]] = {}
+    for package, (first, second, directions) in DEBIAN_PACKAGES.items():
+        if directions == _BOTH:
+            modes = [(first, second), (second, first)]
+        else:
+            src_code, tgt_code = directions.split("-")
+            modes = [(src_code, tgt_code)]
+        pairs = {
+            (src, tgt)
+            for a, b in modes
+            for src in from_apertium(a)
+            for tgt in from_apertium(b, target=True)
+            if src != tgt
+        }
+        found[package] = frozenset(pairs)
+    return found

@@ -1,9 +1,11 @@
-"""ApertiumTranslator against Debian's apertium and apertium-eng-spa, as real processes."""
+"""ApertiumTranslator against Debian's apertium and its pairs (eng-spa, fr-es, es-pt,
+spa-cat, spa-ita, eng-cat, en-gl), as real processes, alone and routed through pivots."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from edged.errors import EngineError
-from edged.mt.apertium import DEFAULT_MODES_DIR, ApertiumTranslator
+from edged.mt.apertium import (
+    DEBIAN_PACKAGES,
+    DEFAULT_MODES_DIR,
+    ApertiumTranslator,
+    discover_modes,
+    package_pairs,
+)
+from edged.mt.router import Router, WhisperSpeechTranslation
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +176,81 @@ def test_threads_share_one_translator(apertium: ApertiumTranslator) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert len(results) == 40 and all(results)
+
+
+# --- routes through pivots other than English, over the real pairs ------------------------
+
+PIVOT_PACKAGES = (
+    "apertium-fr-es",
+    "apertium-es-pt",
+    "apertium-spa-cat",
+    "apertium-spa-ita",
+    "apertium-eng-cat",
+    "apertium-en-gl",
+)
+
+
+@pytest.fixture(scope="module")
+def pivot_router(apertium: ApertiumTranslator) -> Router:
+    wanted = {("fr", "es"), ("es", "pt"), ("pt", "es"), ("es", "ca"), ("it", "es"), ("gl", "en")}
+    if not wanted <= apertium.pairs():
+        pytest.fail(
+            f"Apertium pairs missing in {DEFAULT_MODES_DIR}: "
+            f"{sorted(wanted - apertium.pairs())}; apt-get install {' '.join(PIVOT_PACKAGES)}"
+            " (tools/bootstrap.sh does)"
+        )
+    return Router({"apertium": apertium}, ["apertium"])
+
+
+def test_french_reaches_english_through_spanish(pivot_router: Router) -> None:
+    plan = pivot_router.plan("fr", "en")
+    assert plan.path == "fr -apertium-> es -apertium-> en"
+    assert plan.translate("Le chat dort.").text == "The cat sleeps."
+
+
+def test_portuguese_reaches_catalan_and_italian_reaches_english(pivot_router: Router) -> None:
+    to_catalan = pivot_router.plan("pt", "ca")
+    assert to_catalan.engine == "apertium via es"
+    assert to_catalan.translate("O gato dorme.").text == "El gat dorm."
+    assert pivot_router.plan("it", "en").translate("Il gatto dorme.").text == "The cat sleeps."
+
+
+def test_galician_to_french_takes_two_pivots(pivot_router: Router) -> None:
+    plan = pivot_router.plan("gl", "fr")
+    assert plan.path == "gl -apertium-> en -apertium-> es -apertium-> fr"
+    assert plan.translate("Bos días.").text  # three real processes answered
+
+
+def test_whisper_speech_beats_two_apertium_hops_but_not_one(apertium: ApertiumTranslator) -> None:
+    router = Router(
+        {"apertium": apertium, "whisper": WhisperSpeechTranslation(["fr", "es", "en"])},
+        ["ct2", "apertium", "whisper"],
+    )
+    french = router.plan("fr", "en")
+    assert french.engine == "whisper" and french.text_plan is not None
+    assert french.translate("Le chat dort.").text == "The cat sleeps."  # a partial: via es
+    assert french.translate("Le chat dort.", english="The cat is asleep.").text == (
+        "The cat is asleep."
+    )
+    assert router.plan("es", "en").engine == "apertium"
+
+
+def _installed(package: str) -> bool:
+    status = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
+    )
+    return status.returncode == 0 and "install ok installed" in status.stdout
+
+
+def test_package_table_matches_the_modes_installed_packages_ship() -> None:
+    installed = [p for p in DEBIAN_PACKAGES if _installed(p)]
+    assert set(PIVOT_PACKAGES) | {"apertium-eng-spa"} <= set(installed)
+    table = package_pairs()
+    for package in installed:
+        listing = subprocess.run(
+            ["dpkg-query", "-L", package], capture_output=True, text=True, check=True
+        ).stdout.split()
+        modes_dir = DEFAULT_MODES_DIR
+        shipped = {Path(f).stem for f in listing if Path(f).parent == modes_dir}
+        from_modes = {pair for pair, mode in discover_modes(modes_dir).items() if mode in shipped}
+        assert table[package] == from_modes, package
