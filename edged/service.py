@@ -107,6 +107,7 @@ class Daemon:
         self.latency = LatencyRecorder()
         self.mqtt: Any = None
         self.commands: Any = None
+        self.discovery: Any = None  # Home Assistant discovery (mqtt.discovery)
         self.engines: Engines | None = None
         self.pipeline: Pipeline | None = None
         self.sink: AudioSink | None = None
@@ -117,6 +118,7 @@ class Daemon:
         # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._state = "starting"
+        self._state_detail: dict[str, Any] = {}  # what made the state (a lost microphone)
         self._started = time.monotonic()
         self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
 
@@ -259,6 +261,7 @@ class Daemon:
         with self._lock:
             self._stop_pipeline(self.config.service.drain_timeout)
             self._start_pipeline(prepared)
+        self._publish_status()  # the new generation's targets and settings
         log.info("config reloaded from %s", self.config_path)
         self.notifier.ready("listening (reloaded)")
 
@@ -281,11 +284,37 @@ class Daemon:
 
     def _set_state(self, state: str, detail: dict[str, Any] | None = None) -> None:
         self._state = state
+        self._state_detail = detail or {}
         self.notifier.status(f"{state}" + (f": {detail}" if detail else ""))
-        if self.mqtt is not None:
-            self.mqtt.publish(
-                Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=detail)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        """The retained status: the state, what caused it, and the settings subscribers show
+        (Home Assistant's entities read listening, speak, targets, conversation)."""
+        if self.mqtt is None:
+            return
+        pipeline = self.pipeline
+        detail = dict(self._state_detail)
+        if pipeline is not None:
+            settings = pipeline.settings.snapshot()
+            conversation = getattr(settings, "conversation", None)
+            detail |= {
+                "listening": settings.listening,
+                "speak": settings.speak,
+                "targets": list(settings.targets),
+                "conversation": list(conversation) if conversation else None,
+            }
+            if self.discovery is not None:
+                self.discovery.update(settings.targets)
+        self.mqtt.publish(
+            Status(
+                device=self.config.device_id,
+                utt=0,
+                seq=0,
+                state=self._state,
+                detail=detail or None,
             )
+        )
 
     def status(self) -> dict[str, Any]:
         pipeline = self.pipeline
@@ -362,12 +391,29 @@ class Daemon:
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
         )
+        if m.discovery:
+            from edged.publish.discovery import HomeAssistantDiscovery
+
+            self.discovery = HomeAssistantDiscovery(
+                self.mqtt,
+                device_id=self.config.device_id,
+                base=self.mqtt.topics.base,
+                targets=self.config.mt.targets,
+                prefix=m.discovery_prefix,
+            )
+            self.discovery.start()
         self.mqtt.start()  # connects in the background: an unreachable broker does not stop us
         self.commands = CommandServer(self.mqtt, self.handle)
         self.commands.start()
 
     def handle(self, command: control.AnyCommand) -> dict[str, Any] | None:
         """Apply one validated command to the running pipeline; raise to answer an error."""
+        result = self._apply(command)
+        if not isinstance(command, control.QueryStatus):
+            self._publish_status()  # retained state follows every change (Home Assistant)
+        return result
+
+    def _apply(self, command: control.AnyCommand) -> dict[str, Any] | None:
         with self._lock:
             pipeline = self.pipeline
             if pipeline is None:
