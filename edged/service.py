@@ -119,6 +119,9 @@ class Daemon:
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._state = "starting"
         self._state_detail: dict[str, Any] = {}  # what made the state (a lost microphone)
+        # Commands and the capture thread both publish the retained status: one at a time, so
+        # an older snapshot of the settings is never the one left on the broker.
+        self._status_lock = threading.Lock()
         self._started = time.monotonic()
         self._lock = threading.RLock()  # pipeline swaps (reload) vs. command handlers
 
@@ -293,6 +296,10 @@ class Daemon:
         (Home Assistant's entities read listening, speak, targets, conversation)."""
         if self.mqtt is None:
             return
+        with self._status_lock:
+            self._publish_status_locked()
+
+    def _publish_status_locked(self) -> None:
         pipeline = self.pipeline
         detail = dict(self._state_detail)
         if pipeline is not None:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edged.errors import ConfigError
-from edged.gpio import ButtonWatcher, Edge, EdgeKind, GpiodLines
+from edged.gpio import ButtonWatcher, Edge, EdgeKind, GpiodLines, watch_buttons
 
 MS = 1_000_000  # ns
 R, F = EdgeKind.RISING, EdgeKind.FALLING
@@ -264,6 +264,15 @@ def test_any_bouncy_sequence_gives_exactly_the_intended_presses(
 def test_the_real_libgpiod_request_names_a_missing_chip(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist; `gpiodetect` lists the chips"):
         GpiodLines(str(tmp_path / "gpiochip9"), [17])
+    with pytest.raises(ConfigError, match="gpiochip9"):
+        watch_buttons(
+            str(tmp_path / "gpiochip9"),
+            {17: None},
+            active_low=True,
+            debounce=0.03,
+            on_press=print,
+            on_release=print,
+        )
     plain = tmp_path / "gpiochip0"
     plain.write_bytes(b"")
     for not_a_chip in ("/dev/null", str(plain)):
