@@ -337,3 +337,25 @@ def watch_buttons(
         lines.close()
         raise
     return watcher
+
+
+def button_lines(line: int, languages: Mapping[str, str] | None = None) -> dict[int, str | None]:
+    """The buttons to watch from the config: `gpio.line` (-1 = none) as the push-to-talk
+    button, and `conversation.buttons` (TOML keys are strings: "17" = line 17) with their
+    languages. A line given twice, or a key that is not a line number, is a ConfigError."""
+    buttons: dict[int, str | None] = {}
+    for key, lang in (languages or {}).items():
+        if not key.isdigit():
+            raise ConfigError(
+                f"conversation.buttons key {key!r} must be a GPIO line offset, e.g. "
+                '{ 17 = "en", 27 = "es" }'
+            )
+        buttons[int(key)] = lang
+    if line >= 0:
+        if line in buttons:
+            raise ConfigError(
+                f"gpio.line = {line} is also in conversation.buttons; a line is either the "
+                "push-to-talk button or a language's button"
+            )
+        buttons[line] = None
+    return buttons

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edged.errors import ConfigError
-from edged.gpio import ButtonWatcher, Edge, EdgeKind, GpiodLines, watch_buttons
+from edged.gpio import ButtonWatcher, Edge, EdgeKind, GpiodLines, button_lines, watch_buttons
 
 MS = 1_000_000  # ns
 R, F = EdgeKind.RISING, EdgeKind.FALLING
@@ -278,3 +278,14 @@ def test_the_real_libgpiod_request_names_a_missing_chip(tmp_path: Path) -> None:
     for not_a_chip in ("/dev/null", str(plain)):
         with pytest.raises(ConfigError, match="is not a GPIO character device"):
             GpiodLines(not_a_chip, [17])
+
+
+def test_button_lines_from_the_config() -> None:
+    assert button_lines(-1) == {}
+    assert button_lines(17) == {17: None}
+    assert button_lines(-1, {"17": "en", "27": "es"}) == {17: "en", 27: "es"}
+    assert button_lines(22, {"17": "en"}) == {17: "en", 22: None}
+    with pytest.raises(ConfigError, match="must be a GPIO line offset"):
+        button_lines(-1, {"GPIO17": "en"})
+    with pytest.raises(ConfigError, match=r"gpio\.line = 17 is also in conversation\.buttons"):
+        button_lines(17, {"17": "en"})
