@@ -1,8 +1,8 @@
 """Home Assistant discovery against a real `edged run` and a real mosquitto: the configs on
 `homeassistant/#` are retained and valid, the payloads Home Assistant would send on their
 command topics change the daemon (its retained status shows it), a removed target's entity
-is cleared (by command, and across a restart with fewer targets), and Home Assistant's
-birth message brings the configs again.
+is cleared (by command, and across a restart with fewer targets) and a reload brings it back,
+and Home Assistant's birth message brings the configs again.
 
 The daemon reads raw audio from a stdin pipe the test keeps open and silent: it runs, with
 real models, until the pipe is closed.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -189,7 +190,7 @@ def test_discovery_configs_are_valid_retained_and_their_commands_work(
     assert available(switch, final[0].payload) is False  # offline: entities unavailable
 
 
-def test_a_target_removed_while_edged_was_stopped_is_cleared_on_start(
+def test_a_target_removed_while_edged_was_stopped_is_cleared_and_a_reload_brings_it_back(
     mosquitto, subscribers, start_daemon, tmp_path: Path
 ) -> None:
     broker = mosquitto()
@@ -206,4 +207,13 @@ def test_a_target_removed_while_edged_was_stopped_is_cleared_on_start(
     sub.wait_for(lambda ms: ready(ms[seen:]), STARTUP)
     now = {m.topic: m.payload for m in retained_messages(broker, ["homeassistant/#"])}
     assert ES_SENSOR not in now and len(check_configs(now)) == 6
+
+    # A reload (SIGHUP) with the target back brings its entity back.
+    seen = len(sub.messages)
+    write_config(config, broker, ["en", "es"])
+    second.proc.send_signal(signal.SIGHUP)
+    sub.wait_for(lambda ms: configs_in(ms[seen:]).get(ES_SENSOR, b""), STARTUP)
+    now = {m.topic: m.payload for m in retained_messages(broker, ["homeassistant/#"])}
+    assert len(check_configs(now)) == 7
+    assert json.loads(now[f"homeassistant/select/{NODE}/speak/config"])["options"] == ["en", "es"]
     assert second.stop() == 0, second.log.read_text()
