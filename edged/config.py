@@ -170,6 +170,18 @@ class MqttConfig:
     spool_limit: int = field(default=10_000, metadata=_range(10, 10_000_000))
     reconnect_min: int = field(default=1, metadata=_range(1, 60))
     reconnect_max: int = field(default=60, metadata=_range(1, 3600))
+    # Off by default: discovery writes retained configs into a broker that may be shared, and
+    # creates entities in every Home Assistant listening there; that is the user's choice.
+    discovery: bool = False  # Home Assistant MQTT discovery (edged.publish.discovery)
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    chip: str = "/dev/gpiochip0"  # GPIO character device of the push-to-talk button(s)
+    line: int = field(default=-1, metadata=_range(-1, 4095))  # line offset; -1 = no button
+    active_low: bool = True  # pressed = line pulled to ground (pull-up bias on)
+    debounce: float = field(default=0.03, metadata=_range(0, 1))  # seconds
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,7 @@ class Config:
     publish: PublishConfig = PublishConfig()
     playback: PlaybackConfig = PlaybackConfig()
     mqtt: MqttConfig = MqttConfig()
+    gpio: GpioConfig = GpioConfig()
     service: ServiceConfig = ServiceConfig()
     web: WebConfig = WebConfig()
 

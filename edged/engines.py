@@ -20,6 +20,7 @@ from edged import store
 from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable
 from edged.config import Config
 from edged.errors import ConfigError, ModelError
+from edged.gpio import button_lines
 from edged.langs import validate_lang
 from edged.mt import Translator
 from edged.mt.router import (
@@ -172,9 +173,8 @@ def _conversation_languages(config: Config) -> tuple[str, ...]:
             f"conversation.languages {list(c.languages)}: two or more different languages "
             "are needed"
         )
+    button_lines(config.gpio.line, c.buttons)  # line numbers, none twice
     for line, lang in c.buttons.items():
-        if not line.isdigit():
-            raise ConfigError(f"conversation.buttons: '{line}' is not a GPIO line number")
         if lang not in languages:
             raise ConfigError(
                 f"conversation.buttons.{line} = '{lang}' is not one of conversation.languages"

@@ -112,6 +112,9 @@ class Daemon:
         self.commands: Any = None
         self.generation: Generation | None = None
         self.web: Any = None  # the live page (edged.publish.web.WebServer), if serving
+        self.discovery: Any = None  # Home Assistant discovery (mqtt.discovery)
+        self.buttons: Any = None  # push-to-talk GPIO buttons (edged.gpio.ButtonWatcher)
+        self._status_lock = threading.Lock()  # the newest status is the one left retained
         # SimpleQueue, not Queue: a signal handler runs on the main thread, possibly while
         # that thread is inside get(); Queue.put would then wait for the lock get() holds
         # (a deadlock seen on the second SIGHUP), SimpleQueue.put is reentrant.
@@ -137,6 +140,7 @@ class Daemon:
         generation = Generation.load(self.prepared)
         generation.start(self.bus, self._on_capture_state)
         self.generation = generation
+        self._start_buttons()
         self._set_state(self._capture_state(), self._detail)
         self.notifier.ready(self._status_line())
         watchdog = Watchdog.from_env(self.notifier, self._healthy)
@@ -187,6 +191,8 @@ class Daemon:
         drain = self.config.service.drain_timeout
         if self.commands is not None:
             self.commands.close()  # no command may touch a pipeline being torn down
+        if self.buttons is not None:
+            self.buttons.close()
         with self._lock:
             if self.generation is not None:
                 self.generation.stop(drain)
@@ -286,15 +292,22 @@ class Daemon:
             self._set_state("degraded", self._detail)
 
     def _set_state(self, state: str, detail: dict[str, Any] | None = None) -> None:
-        self._state = state
-        self._detail = dict(detail or {})
-        self.notifier.status(self._status_line())
-        full = self._detail | self._settings_detail()
-        if self.web is not None:
-            self.web.set_state(self.status())
-        self.bus.emit(
-            Status(device=self.config.device_id, utt=0, seq=0, state=state, detail=full or None)
-        )
+        """Publish the state with the settings (retained on MQTT, the page, sd_notify).
+        One at a time, so an older snapshot is never the last one published."""
+        with self._status_lock:
+            self._state = state
+            self._detail = dict(detail or {})
+            self.notifier.status(self._status_line())
+            full = self._detail | self._settings_detail()
+            if self.web is not None:
+                self.web.set_state(self.status())
+            pipeline = self.pipeline
+            if self.discovery is not None and pipeline is not None:
+                self.discovery.update(pipeline.settings.targets)
+            status = Status(
+                device=self.config.device_id, utt=0, seq=0, state=state, detail=full or None
+            )
+            self.bus.emit(status)
 
     def _status_line(self) -> str:
         """sd_notify STATUS=: one readable line, not a dict."""
@@ -365,6 +378,40 @@ class Daemon:
         if self.mqtt is not None:
             self.mqtt.publish_metrics(json.dumps(payload).encode())
 
+    def _start_buttons(self) -> None:
+        """Push-to-talk buttons on GPIO lines (gpio.line; conversation.buttons fix their
+        turn's language). A board without them is degraded, not down: MQTT ptt_start and
+        ptt_stop still work."""
+        from edged.gpio import button_lines, watch_buttons
+
+        c = self.config
+        languages = c.conversation.buttons if c.conversation.enabled else {}
+        buttons = button_lines(c.gpio.line, languages)
+        if not buttons:
+            return
+        try:
+            self.buttons = watch_buttons(
+                c.gpio.chip,
+                buttons,
+                active_low=c.gpio.active_low,
+                debounce=c.gpio.debounce,
+                on_press=self._button_pressed,
+                on_release=self._button_released,
+            )
+        except EdgedError as exc:
+            log.warning("push-to-talk buttons unavailable: %s", exc)
+            self._detail["buttons"] = str(exc)
+
+    def _button_pressed(self, lang: str | None) -> None:
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.ptt_start(lang)
+
+    def _button_released(self, lang: str | None) -> None:
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.ptt_stop()
+
     def _start_web(self) -> None:
         """Serve the live page; an address in use is one warning and the daemon runs
         without it. The page outlives generations, like the broker connection."""
@@ -411,6 +458,17 @@ class Daemon:
             reconnect_max=m.reconnect_max,
         )
         self.bus.attach(self.mqtt)
+        if m.discovery:
+            from edged.publish.discovery import HomeAssistantDiscovery
+
+            self.discovery = HomeAssistantDiscovery(
+                self.mqtt,
+                device_id=self.config.device_id,
+                base=self.mqtt.topics.base,
+                targets=self.config.mt.targets,
+                prefix=m.discovery_prefix,
+            )
+            self.discovery.start()
         self.mqtt.start()  # connects in the background: an unreachable broker does not stop us
         self.commands = CommandServer(self.mqtt, self.handle)
         self.commands.start()

@@ -257,6 +257,11 @@ class MqttPublisher:
         self._commands_ready = False  # SUBACK received for `cmd` on this connection
         self._refusal: str | None = None
         self._unreachable_logged = False
+        # Other users of this connection (Home Assistant discovery): hooks run after every
+        # CONNACK, extra subscriptions are renewed then; their SUBACKs are not `cmd`'s.
+        self._connect_hooks: list[Callable[[], None]] = []
+        self._extra_subscriptions: dict[str, Callable[[str, bytes, bool], None]] = {}
+        self._extra_mids: set[int] = set()
 
         self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -357,6 +362,42 @@ class MqttPublisher:
                     self._client.unsubscribe(self.topics.cmd)
                 else:
                     self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+
+    def publish_retained(self, topic: str, payload: bytes) -> bool:
+        """Publish `payload` retained at QoS 1 on any `topic` (empty: clear the retained one).
+        False, and nothing queued, while disconnected: use a connect hook to publish then."""
+        with self._lock:
+            if self._state is not ConnectionState.CONNECTED:
+                return False
+            self._client.publish(topic, payload, qos=QOS_FINAL, retain=True)
+            return True
+
+    def add_connect_hook(self, hook: Callable[[], None]) -> None:
+        """Run `hook()` on paho's thread after every successful (re)connect, once `status` is
+        republished; it may call publish_retained()."""
+        with self._lock:
+            self._connect_hooks.append(hook)
+
+    def add_subscription(self, topic: str, listener: Callable[[str, bytes, bool], None]) -> None:
+        """Also subscribe to `topic` (QoS 0, renewed on every connect); each message arrives
+        as `listener(topic, payload, retained)` on paho's thread."""
+
+        def deliver(client: mqtt.Client, userdata: Any, message: Any) -> None:
+            try:
+                listener(message.topic, bytes(message.payload), bool(message.retain))
+            except Exception:
+                log.exception("mqtt listener for %s failed on %s", topic, message.topic)
+
+        with self._lock:
+            self._extra_subscriptions[topic] = listener
+            self._client.message_callback_add(topic, deliver)
+            if self._state is ConnectionState.CONNECTED:
+                self._subscribe_extra(self._client, topic)
+
+    def _subscribe_extra(self, client: mqtt.Client, topic: str) -> None:
+        _, mid = client.subscribe(topic, qos=0)
+        if mid is not None:
+            self._extra_mids.add(mid)
 
     @property
     def state(self) -> ConnectionState:
@@ -559,6 +600,14 @@ class MqttPublisher:
                     client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
                 self._refusal = None
                 self._unreachable_logged = False
+                for topic in self._extra_subscriptions:
+                    self._subscribe_extra(client, topic)
+                hooks = list(self._connect_hooks)
+            for hook in hooks:  # outside our lock: a hook publishes through it
+                try:
+                    hook()
+                except Exception:
+                    log.exception("mqtt connect hook %r failed", hook)
             self._wake.set()
         except Exception:
             log.exception("mqtt on_connect failed")
@@ -619,9 +668,13 @@ class MqttPublisher:
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
     ) -> None:
-        # `cmd` is the only subscription this client makes.
         ok = all(not reason.is_failure for reason in reasons)
         with self._lock:
+            if mid in self._extra_mids:  # add_subscription()'s, not `cmd`'s
+                self._extra_mids.discard(mid)
+                if not ok:
+                    log.error("mqtt broker refused a subscription (%s)", reasons)
+                return
             self._commands_ready = ok and self._command_listener is not None
             self._state_changed.notify_all()
         if not ok:
