@@ -47,6 +47,7 @@ class _Decoded:
     token_ids: list[int]
     avg_logprob: float
     no_speech_prob: float
+    cut: bool = False  # stopped by max_length, not by the end token: a loop
 
 
 class WhisperRecognizer:
@@ -223,8 +224,7 @@ class WhisperRecognizer:
             # openai-whisper falls back to other temperatures, and keep the better decode.
             encoded = self._encode(audio, MAX_SEGMENT_S)
             retry = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
-            if not _suspicious(retry, audio_s) or retry.avg_logprob > decoded.avg_logprob:
-                decoded = retry
+            decoded = min(decoded, retry, key=lambda d: (_looping(d, audio_s), -d.avg_logprob))
         t1 = self._t0 + self._filled / SAMPLE_RATE
         reason = _rejected(decoded, audio_s)
         if reason:
@@ -331,7 +331,8 @@ class WhisperRecognizer:
         # CTranslate2 returns the forced prefix as part of the sequence.
         ids = [t for t in result.sequences_ids[0] if t < self._eot]
         text = self._tokenizer.decode(ids).strip()
-        return _Decoded(text, ids, result.scores[0], result.no_speech_prob)
+        cut = len(result.sequences_ids[0]) >= max_length - len(prompt) - 1
+        return _Decoded(text, ids, result.scores[0], result.no_speech_prob, cut)
 
 
 @dataclass(frozen=True)
@@ -349,15 +350,21 @@ def _same_text(a: str, b: str) -> bool:
     return bool(b) and norm(a) == norm(b)
 
 
+def _looping(decoded: _Decoded, audio_s: float) -> bool:
+    """A decoder stuck in a loop: stopped only by the length bound, or more text than the
+    audio could hold. (A phrase genuinely said four times is repetitive, not looping.)"""
+    return decoded.cut or len(decoded.text.strip()) > _MAX_CHARS_PER_S * max(audio_s, 1.0)
+
+
 def _suspicious(decoded: _Decoded, audio_s: float) -> bool:
-    """More text than the audio can hold, repetitive, or a decoder in doubt."""
+    """Looping, repetitive, or a decoder in doubt: worth a second decode."""
     text = decoded.text.strip()
     if not text:
         return False
     encoded = text.encode()
     ratio = len(encoded) / len(zlib.compress(encoded))
-    too_long = len(text) > _MAX_CHARS_PER_S * max(audio_s, 1.0)
-    return too_long or ratio > _COMPRESSION_LIMIT or decoded.avg_logprob < _LOGPROB_LIMIT
+    repetitive = ratio > _COMPRESSION_LIMIT
+    return _looping(decoded, audio_s) or repetitive or decoded.avg_logprob < _LOGPROB_LIMIT
 
 
 def _rejected(decoded: _Decoded, audio_s: float) -> str | None:
@@ -375,6 +382,6 @@ def _rejected(decoded: _Decoded, audio_s: float) -> str | None:
         return "hallucination"
     encoded = text.encode()
     repetitive = len(encoded) / len(zlib.compress(encoded)) > _COMPRESSION_LIMIT
-    if len(encoded) > 40 and repetitive and len(text) > _MAX_CHARS_PER_S * max(audio_s, 1.0):
+    if len(encoded) > 40 and repetitive and _looping(decoded, audio_s):
         return "repetition"
     return None
