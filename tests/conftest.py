@@ -67,6 +67,16 @@ def speech_dir() -> Path:
     return SHARED_SPEECH
 
 
+def speech_of(path: Path) -> np.ndarray:
+    """A clip at 16 kHz mono, cut to where its speech is (first to last loud 10 ms)."""
+    from edged.audio.wav import WavSource
+
+    audio = np.concatenate([c.samples for c in WavSource(path, tail_silence=0.0).chunks()])
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > 0.02)
+    return audio[loud[0] * 160 : (loud[-1] + 1) * 160]
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     """16-bit mono WAV from float samples (edged's own writer)."""
     wavwrite.write_wav(path, samples, rate)

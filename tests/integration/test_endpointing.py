@@ -5,28 +5,18 @@ are asserted: speed is the benchmark's."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import normalise, write_wav
+from conftest import normalise, speech_of, write_wav
 
 from edged.asr.whisper import WhisperRecognizer
 from edged.audio import SAMPLE_RATE
-from edged.audio.wav import WavSource
 from edged.config import Config, replace
 from edged.engines import prepare
 from edged.runner import build_pipeline, open_source
 
 pytestmark = pytest.mark.slow
-
-
-def speech_of(path: Path) -> np.ndarray:
-    """The clip at 16 kHz, cut to where its speech is (first to last loud 10 ms)."""
-    audio = np.concatenate([c.samples for c in WavSource(path, tail_silence=0.0).chunks()])
-    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
-    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > 0.02)
-    return audio[loud[0] * 160 : (loud[-1] + 1) * 160]
 
 
 def silence(seconds: float) -> np.ndarray:
