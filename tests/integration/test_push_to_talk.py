@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mqtt_broker
 import numpy as np
 import pytest
 from conftest import REPO, normalise, speech_of
@@ -18,6 +19,7 @@ from edged.audio.convert import to_pipeline_format
 from edged.audio.wav import read_wav
 
 pytestmark = pytest.mark.slow
+mosquitto = mqtt_broker.mosquitto
 
 DEVICE = "ptt-test"
 BASE = f"edged/{DEVICE}"
