@@ -459,6 +459,9 @@ class Daemon:
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
         )
+        # What the broker hears first (also on every reconnect until it changes): not
+        # "online" while the models are still loading.
+        self.mqtt.publish(Status(device=self.config.device_id, utt=0, seq=0, state="starting"))
         self.bus.attach(self.mqtt)
         if m.discovery:
             from edged.publish.discovery import HomeAssistantDiscovery
