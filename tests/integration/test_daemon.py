@@ -409,3 +409,77 @@ def test_a_burst_of_signals_does_not_wedge_the_main_loop(rig: Rig, daemons, noti
     for _ in range(200):
         daemon.send_signal(signal.SIGHUP)
     assert stop(daemon) == 0, rig.log.read_text()[-2000:]
+
+
+# --- status says what is true; a reload that cannot load keeps serving (issue 10) -------------
+
+
+def states(messages: list[mqtt_broker.Received]) -> list[str]:
+    return [m.json()["state"] for m in messages if m.payload]
+
+
+def test_status_is_starting_until_ready_and_a_clean_stop_goes_straight_to_offline(
+    rig: Rig, daemons, subscribers
+) -> None:
+    sub = subscribers(rig.broker, [f"{BASE}/status"], qos=1)
+    sub.wait_subscribed()
+    daemon = rig.start()
+    daemons.append(daemon)
+    sub.wait_for(lambda msgs: "online" in states(msgs), timeout=120)
+    assert stop(daemon) == 0
+    seen = states(sub.wait_for(lambda msgs: states(msgs)[-1:] == ["offline"], timeout=30))
+    assert seen[0] == "starting", seen  # never "online" while the models load
+    assert "degraded" not in seen, seen  # closing the microphone is not a device problem
+    online = [m.json() for m in sub.messages if m.payload and m.json()["state"] == "online"]
+    assert online[0]["detail"]["targets"] == ["en"] and online[0]["session"]
+
+
+def test_a_reload_whose_model_will_not_load_keeps_the_running_config(
+    rig: Rig, daemons, notify_socket, subscribers, tmp_path: Path
+) -> None:
+    sock, path = notify_socket
+    sub = subscribers(rig.broker, [f"{BASE}/#"], qos=1)
+    sub.wait_subscribed()
+    daemon = rig.start(NOTIFY_SOCKET=path)
+    daemons.append(daemon)
+    read_notifications(sock, "READY=1", rig.log)
+    first = sub.wait_for(lambda msgs: any(m.topic.endswith("asr/final") for m in msgs), 120)
+    # A Whisper bundle whose model.bin is cut short: it validates, then fails to load.
+    broken = tmp_path / "whisper-broken"
+    broken.mkdir()
+    original = rig.models_dir / "whisper-base"
+    for item in original.iterdir():
+        if item.name != "model.bin":
+            (broken / item.name).symlink_to(item)
+    (broken / "model.bin").write_bytes((original / "model.bin").read_bytes()[:4096])
+    good = rig.config.read_text()
+    rig.config.write_text(good + f'\n[asr.whisper]\nbundle = "{broken}"\n')
+    daemon.send_signal(signal.SIGHUP)
+    lines = read_notifications(sock, "READY=1", rig.log)
+    assert any("reload refused" in line for line in lines), lines
+    assert daemon.poll() is None
+    refused = sub.wait_for(
+        lambda msgs: any(
+            m.topic.endswith("/status")
+            and "refused" in m.json().get("detail", {}).get("reload", "")
+            for m in msgs
+            if m.payload
+        ),
+        30,
+    )
+    assert refused
+    # A good reload then: the running generation hands over, numbering goes on.
+    rig.config.write_text(good)
+    daemon.send_signal(signal.SIGHUP)
+    read_notifications(sock, "READY=1", rig.log)
+    finals = [
+        m.json()
+        for m in sub.wait_for(
+            lambda msgs: sum(m.topic.endswith("asr/final") for m in msgs) >= 2, 120
+        )
+        if m.topic.endswith("asr/final")
+    ]
+    assert (finals[0]["utt"], finals[1]["utt"]) == (1, 2)  # not 1 again after the reload
+    assert finals[1]["t0"] > finals[0]["t1"] and finals[0]["session"] == finals[1]["session"]
+    assert len([m for m in first if m.topic.endswith("asr/final")]) == 1
+    assert stop(daemon) == 0
