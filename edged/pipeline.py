@@ -402,16 +402,24 @@ class Pipeline:
         """The button is pressed: listen (push-to-talk); `lang` fixes the turn's language.
         The press travels in order with the audio, so exactly the frames captured after
         it are heard."""
-        self._put_or_stop(self._frames, _Press(lang))
+        self._put_marker(_Press(lang))
 
     def ptt_stop(self) -> None:
         """The button is released: the utterance in progress ends now. In continuous mode
         the microphone stays open."""
-        self._put_or_stop(self._frames, _RELEASE)
+        self._put_marker(_RELEASE)
 
     def endpoint(self) -> None:
-        """Close the utterance in progress now (push-to-talk released)."""
-        self._put_or_stop(self._frames, _ENDPOINT)
+        """Close the utterance in progress now."""
+        self._put_marker(_ENDPOINT)
+
+    def _put_marker(self, marker: object) -> None:
+        """Behind the audio captured so far; a command waits at most a second for room
+        (only a recognizer many seconds behind leaves none), then is refused."""
+        try:
+            self._frames.put(marker, timeout=1.0)
+        except queue.Full:
+            raise EdgedError("the recognizer is behind the microphone; try again") from None
 
     def mute(self) -> None:
         """No more speech until unmute: what plays stops, what is queued is dropped."""
