@@ -286,10 +286,11 @@ class Daemon:
             return  # the daemon closed it (stop, reload): not a device problem
         if state is DeviceState.RUNNING:
             self._detail.pop("capture", None)
-            self._set_state("online", self._detail)
         else:
             self._detail["capture"] = detail
-            self._set_state("degraded", self._detail)
+        if self.generation is not None and self.generation.source is not None:
+            # While a generation starts, run() and _reload() publish its state themselves.
+            self._set_state(self._capture_state(), self._detail)
 
     def _set_state(self, state: str, detail: dict[str, Any] | None = None) -> None:
         """Publish the state with the settings (retained on MQTT, the page, sd_notify).

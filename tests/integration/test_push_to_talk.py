@@ -71,7 +71,7 @@ class Daemon:
                 return
         raise AssertionError("capture did not read the audio")
 
-    def ask(self, sub: Subscriber, op: str) -> dict:
+    def ask(self, sub: Subscriber, op: str, timeout: float = 60) -> dict:
         self.replies += 1
         want = self.replies
         sub.publish(f"{BASE}/cmd", json.dumps({"op": op, "id": want}))
@@ -79,7 +79,7 @@ class Daemon:
             lambda msgs: any(
                 m.topic.endswith("cmd/reply") and m.json()["id"] == want for m in msgs
             ),
-            timeout=60,
+            timeout=timeout,
         )
         return next(
             m.json() for m in got if m.topic.endswith("cmd/reply") and m.json()["id"] == want
@@ -96,10 +96,14 @@ def finals(sub: Subscriber) -> list[dict]:
 
 
 def wait_ready(daemon: Daemon, sub: Subscriber) -> None:
-    for _ in range(120):  # the command server answers at once, the pipeline once loaded
-        reply = daemon.ask(sub, "status")
-        if reply["ok"]:
-            return
+    """Commands sent before the daemon has subscribed are not for it (QoS 0, no session):
+    ask until the pipeline answers."""
+    for _ in range(120):
+        try:
+            if daemon.ask(sub, "status", timeout=2)["ok"]:
+                return
+        except AssertionError:
+            assert daemon.proc.poll() is None, daemon.log.read_text()[-2000:]
     raise AssertionError(daemon.log.read_text()[-2000:])
 
 
