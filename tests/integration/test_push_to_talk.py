@@ -96,21 +96,20 @@ def finals(sub: Subscriber) -> list[dict]:
 
 
 def wait_ready(daemon: Daemon, sub: Subscriber) -> None:
-    """Commands sent before the daemon has subscribed are not for it (QoS 0, no session):
-    ask until the pipeline answers."""
-    for _ in range(120):
-        try:
-            if daemon.ask(sub, "status", timeout=2)["ok"]:
-                return
-        except AssertionError:
-            assert daemon.proc.poll() is None, daemon.log.read_text()[-2000:]
-    raise AssertionError(daemon.log.read_text()[-2000:])
+    """The retained status says online once the models are loaded."""
+    sub.wait_for(
+        lambda msgs: any(
+            m.topic.endswith("/status") and m.payload and m.json()["state"] == "online"
+            for m in msgs
+        ),
+        timeout=180,
+    )
 
 
 @pytest.fixture
 def sub(mosquitto) -> Subscriber:
     broker = mosquitto()
-    subscriber = Subscriber(broker, [f"{BASE}/cmd/reply", f"{BASE}/asr/#"], qos=1)
+    subscriber = Subscriber(broker, [f"{BASE}/cmd/reply", f"{BASE}/asr/#", f"{BASE}/status"], qos=1)
     subscriber.wait_subscribed()
     subscriber.broker_port = broker.port  # type: ignore[attr-defined]
     return subscriber
