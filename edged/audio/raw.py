@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import select
+import threading
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -10,23 +15,35 @@ import numpy as np
 
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
 from edged.audio.pacing import Pacer
+from edged.errors import AudioError
 
 _BYTES_PER_SAMPLE = 2
+_BLOCK = FRAME_SAMPLES * _BYTES_PER_SAMPLE
 
 
 class RawPcmSource:
-    """Reads s16le mono at SAMPLE_RATE from a binary stream until EOF."""
+    """Reads s16le mono at SAMPLE_RATE from a binary stream until EOF or close().
+
+    A stream with a file descriptor (stdin, a pipe) is read with poll() on it and on a
+    self-pipe, so close() from another thread wakes a read blocked on an idle writer. The
+    descriptor is read with os.read, never through the stream's buffer: a daemon thread
+    parked inside BufferedReader.read holds its lock, and the interpreter then aborts at
+    exit ("Fatal Python error: _enter_buffered_busy").
+    """
 
     def __init__(self, stream: BinaryIO, realtime: bool = False, tail_silence: float = 1.0) -> None:
         self._stream = stream
         self._pacer = Pacer(realtime)
         self._tail_samples = int(tail_silence * SAMPLE_RATE)
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._wake_write: int | None = None
 
     def chunks(self) -> Iterator[AudioChunk]:
         self._pacer.start()
         position = 0
         carry = b""  # an odd trailing byte: a sample is never split across reads
-        while block := self._stream.read(FRAME_SAMPLES * _BYTES_PER_SAMPLE):
+        for block in self._blocks():
             data = carry + block
             usable = len(data) - len(data) % _BYTES_PER_SAMPLE
             carry = data[usable:]
@@ -37,9 +54,53 @@ class RawPcmSource:
                 return
             yield AudioChunk(samples, position, time.monotonic())
             position += len(samples)
+        if self._closed.is_set():
+            return  # stopped, not ended: the pipeline's own flush closes the utterance
         # Stdin ends abruptly; trailing silence lets the VAD close the last utterance.
         for start in range(position, position + self._tail_samples, FRAME_SAMPLES):
             yield AudioChunk(np.zeros(FRAME_SAMPLES, np.float32), start, time.monotonic())
 
     def close(self) -> None:
+        """End chunks() promptly, even while it waits for input (safe from any thread)."""
+        self._closed.set()
         self._pacer.stop()
+        with self._lock:
+            if self._wake_write is not None:
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                    os.write(self._wake_write, b"x")
+
+    def _blocks(self) -> Iterator[bytes]:
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            # An in-memory stream never blocks: plain reads, close() checked between them.
+            while not self._closed.is_set() and (block := self._stream.read(_BLOCK)):
+                yield block
+            return
+        yield from self._fd_blocks(fd)
+
+    def _fd_blocks(self, fd: int) -> Iterator[bytes]:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        with self._lock:
+            self._wake_write = wake_write
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(wake_read, select.POLLIN)
+        try:
+            while not self._closed.is_set():
+                ready = {ready_fd for ready_fd, _ in poller.poll()}
+                if wake_read in ready or self._closed.is_set():
+                    return
+                try:
+                    block = os.read(fd, _BLOCK)
+                except OSError as exc:
+                    raise AudioError(f"reading raw PCM: {exc.strerror}") from exc
+                if not block:
+                    return  # EOF
+                yield block
+        finally:
+            with self._lock:
+                self._wake_write = None
+            os.close(wake_write)
+            os.close(wake_read)
