@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import select
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +11,8 @@ from typing import BinaryIO
 import numpy as np
 
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
+from edged.audio.fdread import InterruptibleReader
 from edged.audio.pacing import Pacer
-from edged.errors import AudioError
 
 _BYTES_PER_SAMPLE = 2
 _BLOCK = FRAME_SAMPLES * _BYTES_PER_SAMPLE
@@ -24,11 +21,8 @@ _BLOCK = FRAME_SAMPLES * _BYTES_PER_SAMPLE
 class RawPcmSource:
     """Reads s16le mono at SAMPLE_RATE from a binary stream until EOF or close().
 
-    A stream with a file descriptor (stdin, a pipe) is read with poll() on it and on a
-    self-pipe, so close() from another thread wakes a read blocked on an idle writer. The
-    descriptor is read with os.read, never through the stream's buffer: a daemon thread
-    parked inside BufferedReader.read holds its lock, and the interpreter then aborts at
-    exit ("Fatal Python error: _enter_buffered_busy").
+    A stream with a file descriptor (stdin, a pipe) is read through InterruptibleReader, so
+    close() from another thread wakes a read blocked on an idle writer.
     """
 
     def __init__(self, stream: BinaryIO, realtime: bool = False, tail_silence: float = 1.0) -> None:
@@ -37,7 +31,7 @@ class RawPcmSource:
         self._tail_samples = int(tail_silence * SAMPLE_RATE)
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._wake_write: int | None = None
+        self._reader: InterruptibleReader | None = None
 
     def chunks(self) -> Iterator[AudioChunk]:
         self._pacer.start()
@@ -65,9 +59,8 @@ class RawPcmSource:
         self._closed.set()
         self._pacer.stop()
         with self._lock:
-            if self._wake_write is not None:
-                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
-                    os.write(self._wake_write, b"x")
+            if self._reader is not None:
+                self._reader.interrupt()
 
     def _blocks(self) -> Iterator[bytes]:
         try:
@@ -77,30 +70,13 @@ class RawPcmSource:
             while not self._closed.is_set() and (block := self._stream.read(_BLOCK)):
                 yield block
             return
-        yield from self._fd_blocks(fd)
-
-    def _fd_blocks(self, fd: int) -> Iterator[bytes]:
-        wake_read, wake_write = os.pipe()
-        os.set_blocking(wake_write, False)
+        reader = InterruptibleReader(fd, "raw PCM input", owns_fd=False)
         with self._lock:
-            self._wake_write = wake_write
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(wake_read, select.POLLIN)
+            self._reader = reader
         try:
-            while not self._closed.is_set():
-                ready = {ready_fd for ready_fd, _ in poller.poll()}
-                if wake_read in ready or self._closed.is_set():
-                    return
-                try:
-                    block = os.read(fd, _BLOCK)
-                except OSError as exc:
-                    raise AudioError(f"reading raw PCM: {exc.strerror}") from exc
-                if not block:
-                    return  # EOF
+            while not self._closed.is_set() and (block := reader.read(_BLOCK)):
                 yield block
         finally:
             with self._lock:
-                self._wake_write = None
-            os.close(wake_write)
-            os.close(wake_read)
+                self._reader = None
+            reader.close()
