@@ -113,3 +113,9 @@ def test_speak_must_be_a_target(speech_dir: Path) -> None:
         "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", "--speak", "de"
     )
     assert_one_clear_line(code, err, "--speak de")
+
+
+def test_dev_zero_is_not_a_wav_and_not_a_memory_error() -> None:
+    code, out, err, _ = run_edged("translate", "/dev/zero", "--to", "en")
+    assert_one_clear_line(code, err, "/dev/zero", "not a WAV file")
+    assert code == 4 and out == ""
