@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -119,3 +121,74 @@ def test_dev_zero_is_not_a_wav_and_not_a_memory_error() -> None:
     code, out, err, _ = run_edged("translate", "/dev/zero", "--to", "en")
     assert_one_clear_line(code, err, "/dev/zero", "not a WAV file")
     assert code == 4 and out == ""
+
+
+def damaged_models(tmp_path: Path, models_dir: Path, bundle: str, name: str) -> Path:
+    """A models dir whose `bundle` has file `name` overwritten with junk of the same size and
+    the old modification time, as bit rot on an SD card leaves it: the quick check passes."""
+    damaged = tmp_path / "models"
+    damaged.mkdir()
+    for entry in os.listdir(models_dir):
+        if entry == bundle:
+            shutil.copytree(models_dir / entry, damaged / entry)
+        elif not entry.startswith("."):
+            (damaged / entry).symlink_to(models_dir / entry)
+    path = damaged / bundle / name
+    before = path.stat()
+    path.write_bytes(random.Random(9).randbytes(before.st_size))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return damaged
+
+
+@pytest.mark.parametrize(
+    ("bundle", "name"), [("silero-vad", "silero_vad.onnx"), ("whisper-base", "tokenizer.json")]
+)
+def test_a_damaged_bundle_with_its_old_mtime_is_one_line_and_exit_3(
+    tmp_path: Path, models_dir: Path, speech_dir: Path, bundle: str, name: str
+) -> None:
+    env = dict(os.environ, EDGED_MODELS_DIR=str(damaged_models(tmp_path, models_dir, bundle, name)))
+    code, _, err, _ = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", env=env
+    )
+    assert_one_clear_line(code, err, f"'{bundle}'", f"edged models verify {bundle}")
+    assert code == 3
+
+
+def test_a_voice_that_is_not_spoken_is_not_loaded(
+    tmp_path: Path, models_dir: Path, speech_dir: Path
+) -> None:
+    """Voices load on first use (issue 12, point 3): with the English Piper voice damaged, a
+    run that speaks only Spanish (espeak-ng) never touches it."""
+    voice = "piper-en_US-joe-medium"
+    env = dict(
+        os.environ,
+        EDGED_MODELS_DIR=str(damaged_models(tmp_path, models_dir, voice, "model.onnx")),
+    )
+    out = tmp_path / "spoken.wav"
+    code, stdout, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_en.wav"),
+        "--to",
+        "es",
+        "--tts",
+        str(out),
+        env=env,
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in stdout.splitlines()]
+    starts = [e for e in events if e["type"] == "tts.start"]
+    assert [e["voice"] for e in starts] == ["espeak-ng:es"]
+    assert out.stat().st_size > 10_000
+    # ... and speaking English with it is the one-line error naming the voice's bundle.
+    code, stdout, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_es.wav"),
+        "--to",
+        "en",
+        "--tts",
+        str(out),
+        env=env,
+    )
+    errors = [json.loads(line) for line in stdout.splitlines() if '"error"' in line]
+    assert [e["code"] for e in errors] == ["tts-failed"]
+    assert f"edged models verify {voice}" in errors[0]["message"]
