@@ -192,3 +192,40 @@ def test_a_voice_that_is_not_spoken_is_not_loaded(
     errors = [json.loads(line) for line in stdout.splitlines() if '"error"' in line]
     assert [e["code"] for e in errors] == ["tts-failed"]
     assert f"edged models verify {voice}" in errors[0]["message"]
+
+
+def test_speak_without_tts_says_it_needs_a_file(speech_dir: Path) -> None:
+    """Issue 12, point 1: the README's `--speak de` example produced no audio and no word."""
+    code, out, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_es.wav"),
+        "--to",
+        "en",
+        "--to",
+        "de",
+        "--speak",
+        "de",
+    )
+    assert_one_clear_line(code, err, "--speak de", "--tts FILE")
+    assert code == 78 and out == ""
+
+
+def test_bench_without_its_extra_names_the_pip_command() -> None:
+    """Issue 10, defect 11: `pip install .` lacks jiwer/sacrebleu/matplotlib. Their absence
+    is made real in a fresh interpreter (a None entry in sys.modules makes import fail)."""
+    script = (
+        "import sys\n"
+        "sys.modules['jiwer'] = sys.modules['sacrebleu'] = None\n"
+        "from edged.cli import main\n"
+        "sys.exit(main(['bench', '--out', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "/nonexistent/bench-out"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert_one_clear_line(
+        proc.returncode, proc.stderr, "jiwer, sacrebleu", "pip install 'edged[bench]'"
+    )
