@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "mt.ct2_bundles, the installed Apertium pairs, Whisper's speech->English for "
         "asr.languages) can translate and the route each takes: the one `edged translate` "
         "and the daemon use. With --from/--to, only those pairs, and the ones without a "
-        "route with what would provide one. Example: edged routes --from fr --to en --to de",
+        "route with what would provide one.",
+        epilog=examples("edged routes --from fr --to en --to de", "edged routes --to de --json"),
     )
     add_engine_options(routes, targets_default="every language reached")
     routes.add_argument(
