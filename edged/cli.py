@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "input",
-        help="WAV file (any rate, mono or stereo, PCM or float), or - for "
-        "raw 16 kHz mono s16le on stdin",
+        help="WAV file or FIFO (any rate, mono or stereo, PCM or float; streamed, so any "
+        "length), or - for raw 16 kHz mono s16le on stdin",
     )
     add_engine_options(tr, targets_default="from config: en")
     tr.add_argument(
