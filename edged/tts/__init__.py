@@ -59,6 +59,14 @@ class Voices:
                     return f"espeak-ng:{lang}", fallback
         return None
 
+    def speaks(self, lang: str) -> bool:
+        """Whether some voice can speak `lang`, without loading a neural voice (a command
+        handler asks this; it must not wait a second for a Piper model)."""
+        with self._lock:
+            if lang in self._voices:
+                return True
+            return self._fallback is not None and lang in self._fallback.get().languages()
+
     def preload(self, langs: Iterable[str]) -> None:
         """Load now the voices that will speak `langs`, so the first utterance is not slower.
         A voice that fails raises its ModelError here."""

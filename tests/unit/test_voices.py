@@ -75,3 +75,10 @@ def test_preload_loads_the_spoken_languages_now() -> None:
 def test_already_built_synthesizers_are_accepted() -> None:
     voice = FakeVoice({"en"})
     assert Voices({"en": ("v", voice)}, None).for_language("en") == ("v", voice)
+
+
+def test_speaks_answers_without_loading_a_neural_voice() -> None:
+    en, espeak = Loader(FakeVoice({"en"})), Loader(FakeVoice({"es"}))
+    voices = Voices({"en": ("piper-en", en)}, espeak)
+    assert voices.speaks("en") and voices.speaks("es") and not voices.speaks("ja")
+    assert en.calls == 0
