@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ _EPILOG = """\
 examples:
   edged translate speech.wav --to en --tts out.wav     any WAV: any rate, mono or stereo
   edged translate - --from es --to en < raw16k.pcm      raw 16 kHz s16le mono on stdin
-  edged translate talk.wav --to en --to de --speak de   several targets, one spoken
+  edged translate talk.wav --to en --to de --speak de --tts de.wav
+                                                        several targets, one spoken
   edged translate talk.wav --to en --serve              watch it on http://127.0.0.1:8080/
   edged models install default                          fetch and verify the default bundles
   edged models list                                     what the catalogue has and what is installed
@@ -43,28 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Offline speech translation: speech in, transcripts, translations and "
         "synthesized speech out, all on the device.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edged {__version__}")
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
+        metavar="FILE",
         help="TOML config file (default: built-in defaults, or $EDGED_CONFIG)",
     )
     parser.add_argument(
         "--models-dir",
         type=Path,
+        metavar="DIR",
         help="installed model bundles (default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    # -c and --models-dir work before or after the command (`edged run -c f.toml`).
+    # -c and --models-dir work before or after the command (`edged run -c f.toml`), and the
+    # command's --help lists them. SUPPRESS as default: absent after the command, the value
+    # given before it stands.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-c", "--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        "-c",
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="TOML config file (default: built-in defaults, or $EDGED_CONFIG)",
     )
     common.add_argument(
-        "--models-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        "--models-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="installed model bundles (default: $EDGED_MODELS_DIR or ~/.local/share/edged/models)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -75,19 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recognise, translate and optionally speak a recording. Prints one JSON "
         "event per line (speech.start, asr.partial, asr.final, mt.interim, mt.final, "
         "tts.start, tts.end, error) to stdout as it goes.",
+        epilog=examples(
+            "edged translate speech.wav --to en --tts out.wav",
+            "edged translate - --from es --to en < raw16k.pcm",
+            "edged translate talk.wav --to en --to de --speak de --tts de.wav",
+            "edged translate talk.wav --to en --realtime --no-interim",
+        ),
     )
     tr.add_argument(
         "input",
-        help="WAV file (any rate, mono or stereo, PCM or float), or - for "
-        "raw 16 kHz mono s16le on stdin",
+        help="WAV file or FIFO (any rate, mono or stereo, PCM or float; streamed, so any "
+        "length), or - for raw 16 kHz mono s16le on stdin",
     )
     add_engine_options(tr, targets_default="from config: en")
-    tr.add_argument("--speak", metavar="LANG", help="which target to speak (default: the first)")
+    tr.add_argument(
+        "--speak",
+        metavar="LANG",
+        help="which target --tts speaks (default: the first --to)",
+    )
     tr.add_argument(
         "--tts",
         type=Path,
         metavar="OUT.wav",
-        help="write synthesized speech of the final translations to this WAV file",
+        help="write synthesized speech of the final translations to this WAV file "
+        "(default: no speech; `edged run` plays it on the speaker)",
     )
     tr.add_argument(
         "--realtime",
@@ -110,14 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     models = sub.add_parser(
-        "models", parents=[common], help="list, install and verify model bundles"
+        "models",
+        parents=[common],
+        help="list, install and verify model bundles",
+        epilog=examples("edged models list", "edged models install default", "edged models verify"),
     )
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("list", help="catalogue bundles and groups, with install state")
-    ins = msub.add_parser("install", help="download, assemble and verify bundles or groups")
+    msub.add_parser(
+        "list",
+        help="catalogue bundles and groups, with install state",
+        epilog=examples(
+            "edged models list", "edged --models-dir /var/lib/edged/models models list"
+        ),
+    )
+    ins = msub.add_parser(
+        "install",
+        help="download, assemble and verify bundles or groups",
+        epilog=examples("edged models install default", "edged models install opus-mt --force"),
+    )
     ins.add_argument("names", nargs="+", metavar="NAME", help="bundle or group, e.g. default")
     ins.add_argument("--force", action="store_true", help="reinstall even if present")
-    ver = msub.add_parser("verify", help="check installed bundles against their checksums")
+    ver = msub.add_parser(
+        "verify",
+        help="check installed bundles against their checksums",
+        epilog=examples("edged models verify", "edged models verify silero-vad whisper-base"),
+    )
     ver.add_argument("names", nargs="*", metavar="NAME", help="default: every installed bundle")
 
     routes = sub.add_parser(
@@ -128,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "mt.ct2_bundles, the installed Apertium pairs, Whisper's speech->English for "
         "asr.languages) can translate and the route each takes: the one `edged translate` "
         "and the daemon use. With --from/--to, only those pairs, and the ones without a "
-        "route with what would provide one. Example: edged routes --from fr --to en --to de",
+        "route with what would provide one.",
+        epilog=examples("edged routes --from fr --to en --to de", "edged routes --to de --json"),
     )
     add_engine_options(routes, targets_default="every language reached")
     routes.add_argument(
@@ -143,8 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         "publish events to MQTT and obey commands on <prefix>/<device_id>/cmd. Configured by "
         "the TOML file (-c); SIGTERM stops after finishing the current utterance, SIGHUP "
         "reloads the config. Exit 78 on a bad config.",
+        epilog=examples(
+            "edged run -c /etc/edged/edged.toml", "edged run --models-dir /var/lib/edged/models"
+        ),
     )
-    sub.add_parser("schema", help="print the JSON Schema of the events")
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the events",
+        epilog=examples("edged schema > events.schema.json"),
+    )
 
     from edged.bench import add_arguments as add_bench_arguments
 
@@ -154,10 +205,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure latency, throughput, memory and quality on recordings",
         description="Feed recordings (default: the bundled set) through the pipeline paced in "
         "real time and write bench.json, bench.md and plots; --compare adds the naive "
-        "VAD-then-transcribe alternative side by side.",
+        "VAD-then-transcribe alternative side by side. Needs pip install 'edged[bench]'.",
+        epilog=examples(
+            "edged bench --compare", "edged bench --audio talk.wav --manifest talk.json --threads 4"
+        ),
     )
     add_bench_arguments(bench)
+    for each in _parsers(parser):  # commands added anywhere show their defaults too
+        each.formatter_class = HelpFormatter
     return parser
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default unless it already names one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or text == argparse.SUPPRESS:
+            return text
+        default = action.default
+        if default is argparse.SUPPRESS:
+            return text
+        if isinstance(default, bool) or action.nargs == 0:
+            shown = "on" if default else "off"
+        elif default is None:
+            shown = "none"
+        else:
+            shown = str(default).replace("%", "%%")
+        return f"{text} (default: {shown})"
+
+
+def examples(*lines: str) -> str:
+    """A command's --help epilog: one example command per line."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every (sub)command parser under it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _parsers(child)
+    return found
+
+
+def command_parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every command that runs something, by its words: () is `edged` itself, ("models",
+    "list") is `edged models list`. A parser with subcommands is not one."""
+    found: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not path or not subcommands:
+        found[path] = parser
+    for action in subcommands:
+        for name, child in action.choices.items():
+            found |= command_parsers(child, (*path, name))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["EDGED_MODELS_DIR"] = str(args.models_dir)
             return run_daemon(config_path(args))
         if args.command == "bench":
+            require_bench_packages()
             from edged.bench import run as run_bench
 
             return run_bench(args, load_cli_config(args))
@@ -200,6 +306,25 @@ def main(argv: list[str] | None = None) -> int:
         print("edged: interrupted", file=sys.stderr)
         return 130
     return 2
+
+
+BENCH_PACKAGES = ("jiwer", "sacrebleu", "matplotlib")
+"""What `edged bench` needs beyond the service's dependencies: the `bench` extra."""
+
+
+def require_bench_packages() -> None:
+    """EdgedError naming the extra if a benchmark package is missing: found now, not after
+    minutes of measuring (a service installed with `pip install .` lacks them)."""
+    missing = []
+    for name in BENCH_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise EdgedError(
+            f"edged bench needs {', '.join(missing)}, not installed: pip install 'edged[bench]'"
+        )
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
@@ -234,6 +359,13 @@ def _translate(args: argparse.Namespace) -> int:
         if args.speak not in config.mt.targets:
             raise ConfigError(
                 f"--speak {args.speak}: not one of the targets {', '.join(config.mt.targets)}"
+            )
+        if args.tts is None:
+            # translate never plays sound: a file run next to a speaker would hear itself,
+            # and a board without one would fail late. The daemon (edged run) plays.
+            raise ConfigError(
+                f"--speak {args.speak}: speech goes to a WAV file here; add --tts FILE "
+                "(edged run plays it on the speaker)"
             )
         config = replace(config, "tts", speak=args.speak)
     config = replace(config, "tts", enabled=args.tts is not None, output=str(args.tts or ""))

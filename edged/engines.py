@@ -9,17 +9,19 @@ a target.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from edged import store
 from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable
 from edged.config import Config
-from edged.errors import ConfigError, ModelError
+from edged.errors import ConfigError, EdgedError, ModelError
 from edged.gpio import button_lines
 from edged.langs import validate_lang
 from edged.mt import Translator
@@ -31,7 +33,7 @@ from edged.mt.router import (
     TranslationPlan,
     WhisperSpeechTranslation,
 )
-from edged.tts import Synthesizer, Voices
+from edged.tts import Synthesizer, VoiceLoader, Voices
 from edged.vad import VadSegmenter
 
 log = logging.getLogger(__name__)
@@ -104,20 +106,51 @@ class Prepared:
         return self.config.tts.speak or self.config.mt.targets[0]
 
     def load(self) -> Engines:
-        """Load every model; logs how long each took."""
+        """Load every model but the voices (those load on first use; see Voices); logs how
+        long each took. Any failure is a ModelError naming the bundle."""
         c = self.config
-        recognizer = RECOGNIZERS[c.asr.engine](self)
+        with loading(_asr_bundle(c)):
+            recognizer = RECOGNIZERS[c.asr.engine](self)
         # A recognizer that can take a final back gets the VAD's early pause (its final is
         # decoded there); others end segments at vad.min_silence, as before.
         early = c.vad.pause if isinstance(recognizer, Resumable) else None
-        segmenter = VadSegmenter(self.bundles[c.vad.bundle] / "silero_vad.onnx", c.vad, early)
+        with loading(c.vad.bundle):
+            segmenter = VadSegmenter(self.bundles[c.vad.bundle] / "silero_vad.onnx", c.vad, early)
         started = time.monotonic()
-        self.router.load(self.plans)
+        with loading(None):
+            self.router.load(self.plans)
         if self.plans:
             log.info("translators loaded in %d ms", (time.monotonic() - started) * 1e3)
         return Engines(
             segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
         )
+
+
+@contextlib.contextmanager
+def loading(bundle: str | None) -> Iterator[None]:
+    """Turn whatever a native library raises while loading `bundle` (None: the translators,
+    which name their own bundles) into one ModelError line: RuntimeError from onnxruntime
+    or CTranslate2 on a damaged file, ValueError, OSError, ..."""
+    try:
+        yield
+    except ModelError as exc:
+        if bundle is None or "/" in bundle or "edged models" in str(exc):
+            raise
+        # A loader's own check (a file that is not ONNX): add which bundle and the fix.
+        raise ModelError(f"{exc}; check it with: edged models verify {bundle}") from exc
+    except EdgedError:
+        raise
+    except Exception as exc:
+        log.debug("loading %s failed", bundle, exc_info=True)
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        if bundle is None:
+            what, fix = "translators do not load", "check them with: edged models verify"
+        elif "/" in bundle:  # a hand-made bundle given by path: not in the catalogue
+            what, fix = f"bundle directory {bundle} does not load", "check its files"
+        else:
+            what = f"model bundle '{bundle}' does not load"
+            fix = f"check it with: edged models verify {bundle}"
+        raise ModelError(f"{what} ({detail}); {fix}") from exc
 
 
 def prepare(config: Config) -> Prepared:
@@ -346,24 +379,39 @@ RECOGNIZERS: dict[str, Callable[[Prepared], Recognizer]] = {
 
 
 def _load_voices(prepared: Prepared) -> Voices:
+    """Voices that load on first use: loaders, not loaded voices (see Voices)."""
     from edged.tts.espeak import EspeakLibrary, EspeakSynthesizer
     from edged.tts.piper import PiperSynthesizer
 
     c = prepared.config.tts
-    espeak = EspeakLibrary.from_bundle(prepared.bundles[c.espeak_bundle])
-    voices: dict[str, tuple[str, Synthesizer]] = {}
-    for lang, bundle in c.voices.items():
-        started = time.monotonic()
-        voices[lang] = (
-            bundle,
-            PiperSynthesizer(
-                prepared.bundles[bundle],
-                threads=c.threads,
-                speed=c.speed,
-                speaker=c.speakers.get(lang, ""),
-                espeak=espeak,
-            ),
-        )
-        log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)
-    fallback = EspeakSynthesizer(espeak, speed=c.speed) if c.espeak_fallback else None
-    return Voices(voices, fallback)
+    espeak_dir = prepared.bundles[c.espeak_bundle]
+
+    @functools.cache
+    def espeak() -> EspeakLibrary:  # shared by every Piper voice (phonemes) and the fallback
+        with loading(c.espeak_bundle):
+            return EspeakLibrary.from_bundle(espeak_dir)
+
+    def piper(lang: str, bundle: str) -> VoiceLoader:
+        def load() -> Synthesizer:
+            library = espeak()
+            started = time.monotonic()
+            with loading(bundle):
+                voice = PiperSynthesizer(
+                    prepared.bundles[bundle],
+                    threads=c.threads,
+                    speed=c.speed,
+                    speaker=c.speakers.get(lang, ""),
+                    espeak=library,
+                )
+            log.info("voice %s loaded in %d ms", bundle, (time.monotonic() - started) * 1e3)
+            return voice
+
+        return load
+
+    def fallback() -> Synthesizer:
+        library = espeak()
+        with loading(c.espeak_bundle):
+            return EspeakSynthesizer(library, speed=c.speed)
+
+    voices = {lang: (bundle, piper(lang, bundle)) for lang, bundle in c.voices.items()}
+    return Voices(voices, fallback if c.espeak_fallback else None)

@@ -24,7 +24,9 @@ def add_engine_options(parser: argparse.ArgumentParser, targets_default: str) ->
         metavar="LANG",
         help=f"target language (repeat for several; default: {targets_default})",
     )
-    parser.add_argument("--asr", choices=ASR_ENGINES, help="recognizer engine")
+    parser.add_argument(
+        "--asr", choices=ASR_ENGINES, help="recognizer engine (default from config: whisper)"
+    )
     parser.add_argument(
         "--mt",
         action="append",

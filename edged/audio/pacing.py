@@ -30,5 +30,9 @@ class Pacer:
                 return not self._stopped.wait(delay)
         return not self._stopped.is_set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
     def stop(self) -> None:
         self._stopped.set()

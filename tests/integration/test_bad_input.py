@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -113,3 +115,117 @@ def test_speak_must_be_a_target(speech_dir: Path) -> None:
         "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", "--speak", "de"
     )
     assert_one_clear_line(code, err, "--speak de")
+
+
+def test_dev_zero_is_not_a_wav_and_not_a_memory_error() -> None:
+    code, out, err, _ = run_edged("translate", "/dev/zero", "--to", "en")
+    assert_one_clear_line(code, err, "/dev/zero", "not a WAV file")
+    assert code == 4 and out == ""
+
+
+def damaged_models(tmp_path: Path, models_dir: Path, bundle: str, name: str) -> Path:
+    """A models dir whose `bundle` has file `name` overwritten with junk of the same size and
+    the old modification time, as bit rot on an SD card leaves it: the quick check passes."""
+    damaged = tmp_path / "models"
+    damaged.mkdir()
+    for entry in os.listdir(models_dir):
+        if entry == bundle:
+            shutil.copytree(models_dir / entry, damaged / entry)
+        elif not entry.startswith("."):
+            (damaged / entry).symlink_to(models_dir / entry)
+    path = damaged / bundle / name
+    before = path.stat()
+    path.write_bytes(random.Random(9).randbytes(before.st_size))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return damaged
+
+
+@pytest.mark.parametrize(
+    ("bundle", "name"), [("silero-vad", "silero_vad.onnx"), ("whisper-base", "tokenizer.json")]
+)
+def test_a_damaged_bundle_with_its_old_mtime_is_one_line_and_exit_3(
+    tmp_path: Path, models_dir: Path, speech_dir: Path, bundle: str, name: str
+) -> None:
+    env = dict(os.environ, EDGED_MODELS_DIR=str(damaged_models(tmp_path, models_dir, bundle, name)))
+    code, _, err, _ = run_edged(
+        "translate", str(speech_dir / "living_room_light_es.wav"), "--to", "en", env=env
+    )
+    assert_one_clear_line(code, err, f"'{bundle}'", f"edged models verify {bundle}")
+    assert code == 3
+
+
+def test_a_voice_that_is_not_spoken_is_not_loaded(
+    tmp_path: Path, models_dir: Path, speech_dir: Path
+) -> None:
+    """Voices load on first use (issue 12, point 3): with the English Piper voice damaged, a
+    run that speaks only Spanish (espeak-ng) never touches it."""
+    voice = "piper-en_US-joe-medium"
+    env = dict(
+        os.environ,
+        EDGED_MODELS_DIR=str(damaged_models(tmp_path, models_dir, voice, "model.onnx")),
+    )
+    out = tmp_path / "spoken.wav"
+    code, stdout, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_en.wav"),
+        "--to",
+        "es",
+        "--tts",
+        str(out),
+        env=env,
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in stdout.splitlines()]
+    starts = [e for e in events if e["type"] == "tts.start"]
+    assert [e["voice"] for e in starts] == ["espeak-ng:es"]
+    assert out.stat().st_size > 10_000
+    # ... and speaking English with it is the one-line error naming the voice's bundle.
+    code, stdout, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_es.wav"),
+        "--to",
+        "en",
+        "--tts",
+        str(out),
+        env=env,
+    )
+    errors = [json.loads(line) for line in stdout.splitlines() if '"error"' in line]
+    assert [e["code"] for e in errors] == ["tts-failed"]
+    assert f"edged models verify {voice}" in errors[0]["message"]
+
+
+def test_speak_without_tts_says_it_needs_a_file(speech_dir: Path) -> None:
+    """Issue 12, point 1: the README's `--speak de` example produced no audio and no word."""
+    code, out, err, _ = run_edged(
+        "translate",
+        str(speech_dir / "living_room_light_es.wav"),
+        "--to",
+        "en",
+        "--to",
+        "de",
+        "--speak",
+        "de",
+    )
+    assert_one_clear_line(code, err, "--speak de", "--tts FILE")
+    assert code == 78 and out == ""
+
+
+def test_bench_without_its_extra_names_the_pip_command() -> None:
+    """Issue 10, defect 11: `pip install .` lacks jiwer/sacrebleu/matplotlib. Their absence
+    is made real in a fresh interpreter (a None entry in sys.modules makes import fail)."""
+    script = (
+        "import sys\n"
+        "sys.modules['jiwer'] = sys.modules['sacrebleu'] = None\n"
+        "from edged.cli import main\n"
+        "sys.exit(main(['bench', '--out', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "/nonexistent/bench-out"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert_one_clear_line(
+        proc.returncode, proc.stderr, "jiwer, sacrebleu", "pip install 'edged[bench]'"
+    )

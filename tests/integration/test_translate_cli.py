@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BECKETT_TEXT, CLIPS, normalise, write_wav
+from conftest import BECKETT_TEXT, CLIPS, REPO, normalise, write_wav
 
 from edged.audio.wav import read_wav
 
@@ -111,3 +115,38 @@ def test_tts_wav_is_transcribed_back_to_the_translation(edged, speech_dir, tmp_p
     back = edged("translate", str(out), "--from", "en", "--to", "en")
     heard = " ".join(f["text"] for f in back.of("asr.final"))
     assert normalise(heard) == normalise(mt["text"])
+
+
+def test_fifo_without_a_writer_is_waited_for_then_streamed(
+    models_dir: Path, speech_dir: Path, tmp_path: Path
+) -> None:
+    """`edged translate FIFO` says it waits for a writer, then reads a WAV whose header does
+    not know its length (data size 0xFFFFFFFF, as a live recorder writes it) to the end."""
+    fifo = tmp_path / "live.wav"
+    os.mkfifo(fifo)
+    blob = (speech_dir / "living_room_light_es.wav").read_bytes()
+    at = blob.index(b"data") + 4
+    streaming = blob[:4] + b"\xff\xff\xff\xff" + blob[8:at] + b"\xff\xff\xff\xff" + blob[at + 4 :]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edged", "translate", str(fifo), "--from", "es", "--to", "en"],
+        cwd=REPO,
+        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline().decode()
+        assert "live.wav" in waiting and "waiting" in waiting, waiting
+        with open(fifo, "wb") as writer:
+            writer.write(streaming)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err.decode()
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    (final,) = [e for e in events if e["type"] == "asr.final"]
+    assert normalise(final["text"]) == normalise("Enciende la luz del salón.")
+    assert [e["tgt"] for e in events if e["type"] == "mt.final"] == ["en"]

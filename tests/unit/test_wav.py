@@ -1,7 +1,9 @@
 """WAV parsing: every encoding edged accepts, and a clear AudioError for everything else."""
 
 import itertools
+import os
 import struct
+import threading
 import wave
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edged.audio import SAMPLE_RATE
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE
 from edged.audio.convert import to_pipeline_format
 from edged.audio.wav import WavSource, parse_wav, read_wav
 from edged.errors import AudioError
@@ -144,3 +146,112 @@ def test_arbitrary_headers_are_accepted_or_rejected_cleanly(
     except AudioError:
         return
     assert fmt.channels >= 1 and fmt.bits in (8, 16, 24, 32, 64)
+
+
+# --- streaming (issue 10, defect 8) ---------------------------------------------------
+
+
+def pcm16(signal: np.ndarray) -> bytes:
+    return (signal * 32767).astype("<i2").tobytes()
+
+
+def with_data_size(blob: bytes, size: int) -> bytes:
+    """The WAV with its data chunk's (and RIFF's) size replaced, as a recorder that does
+    not know the length yet writes it."""
+    at = blob.index(b"data") + 4
+    riff_size = 0xFFFFFFFF if size == 0xFFFFFFFF else size
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff_size)
+        + blob[8:at]
+        + struct.pack("<I", size)
+        + blob[at + 4 :]
+    )
+
+
+@pytest.mark.parametrize("size", [0xFFFFFFFF, 0])
+def test_streaming_data_size_is_read_to_the_end_of_the_file(size: int, tmp_path: Path) -> None:
+    signal = tone(SAMPLE_RATE, 1.0)
+    path = tmp_path / "stream.wav"
+    path.write_bytes(with_data_size(riff(1, 1, SAMPLE_RATE, 16, pcm16(signal)), size))
+    samples, _ = read_wav(path)
+    assert len(samples) == len(signal)
+    assert np.allclose(samples[:, 0], signal, atol=1e-3)
+    assert WavSource(path).duration == 1.0
+
+
+def test_resampling_is_seamless_across_read_blocks(tmp_path: Path) -> None:
+    left, right = tone(48000, 1.5), 0.5 * tone(48000, 1.5)
+    stereo = np.stack([left, right], axis=1)
+    path = tmp_path / "s48.wav"
+    path.write_bytes(riff(3, 2, 48000, 32, stereo.astype("<f4").tobytes()))
+    # 997 frames per read: block boundaries fall everywhere against 512-sample frames.
+    source = WavSource(path, tail_silence=0, block_frames=997)
+    streamed = np.concatenate([c.samples for c in source.chunks()])
+    whole = to_pipeline_format(stereo, 48000)
+    assert len(streamed) == len(whole)
+    assert np.abs(streamed - whole).max() < 1e-5
+
+
+def test_a_fifo_is_streamed_as_it_is_written_and_close_ends_it(tmp_path: Path) -> None:
+    """A WAV is read block by block: chunks come while the writer still holds the FIFO open
+    (reading the whole file first would wait for its end forever)."""
+    fifo = tmp_path / "live.wav"
+    os.mkfifo(fifo)
+    frames = 32  # whole pipeline frames, so nothing waits for the rest of a frame
+    audio = pcm16(tone(SAMPLE_RATE, frames * FRAME_SAMPLES / SAMPLE_RATE))
+    header = riff(1, 1, SAMPLE_RATE, 16, b"")
+    header = with_data_size(header, 0xFFFFFFFF)
+    writer_fd: list[int] = []
+    opened = threading.Thread(target=lambda: writer_fd.append(os.open(fifo, os.O_WRONLY)))
+    opened.start()
+    made: list[WavSource] = []
+    maker = threading.Thread(target=lambda: made.append(WavSource(fifo, tail_silence=0)))
+    maker.start()
+    opened.join(10)
+    os.write(writer_fd[0], header + audio)  # ... and the writer stays, idle
+    maker.join(10)
+    assert made, "WavSource waited for the end of the FIFO"
+    source = made[0]
+    got: list[int] = []
+    all_written = threading.Event()
+
+    def consume() -> None:
+        for chunk in source.chunks():
+            got.append(len(chunk.samples))
+            if sum(got) == frames * FRAME_SAMPLES:
+                all_written.set()
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    try:
+        assert all_written.wait(10), f"only {sum(got)} samples while the writer is open"
+        source.close()
+        reader.join(10)
+        assert not reader.is_alive(), "close() did not wake the read blocked on the FIFO"
+    finally:
+        os.close(writer_fd[0])
+    assert sum(got) == frames * FRAME_SAMPLES  # a closed source invents no trailing silence
+
+
+def test_a_fifo_that_ends_before_its_announced_size_is_truncated(tmp_path: Path) -> None:
+    fifo = tmp_path / "cut.wav"
+    os.mkfifo(fifo)
+    blob = riff(1, 1, SAMPLE_RATE, 16, pcm16(tone(SAMPLE_RATE, 1.0)))
+
+    def write() -> None:
+        with open(fifo, "wb") as stream:
+            stream.write(blob[: len(blob) // 2])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    source = WavSource(fifo, tail_silence=0)
+    with pytest.raises(AudioError, match="truncated"):
+        list(source.chunks())
+    writer.join(10)
+
+
+def test_a_huge_fmt_chunk_is_refused_without_reading_it() -> None:
+    blob = b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 1 << 30)
+    with pytest.raises(AudioError, match="fmt chunk"):
+        parse_wav(blob)
