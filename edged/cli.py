@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
             "edged translate - --from es --to en < raw16k.pcm",
             "edged translate talk.wav --to en --to de --speak de --tts de.wav",
             "edged translate talk.wav --to en --realtime --no-interim",
+            "edged translate talk.wav --conversation en es --tts spoken.wav",
         ),
     )
     tr.add_argument(
@@ -124,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--no-interim", action="store_true", help="only finals: no asr.partial or mt.interim events"
+    )
+    tr.add_argument(
+        "--conversation",
+        nargs="+",
+        metavar="LANG",
+        help="two people, two (or more) languages: each utterance is translated into the "
+        "others and spoken in the listener's language (default: off; [conversation] in the "
+        "config)",
     )
     tr.add_argument(
         "--serve",
@@ -355,6 +364,8 @@ def _translate(args: argparse.Namespace) -> int:
     realtime = args.realtime if args.realtime is not None else bool(args.serve)
     config = replace(config, "audio", realtime=realtime)
     config = apply_engine_options(config, args)
+    if args.conversation:
+        config = replace(config, "conversation", enabled=True, languages=tuple(args.conversation))
     if args.speak:
         if args.speak not in config.mt.targets:
             raise ConfigError(
@@ -393,9 +404,9 @@ def _translate_and_serve(prepared: Prepared, listen: str) -> int:
                 "state": "online",
                 "languages": list(prepared.languages),
                 "targets": list(c.mt.targets),
-                "speak": c.tts.speak or c.mt.targets[0],
+                "speak": prepared.speak,
                 "listening": True,
-                "conversation": None,
+                "conversation": list(prepared.conversation) or None,
             }
         )
         print(f"edged: live page on {web.url}", file=sys.stderr, flush=True)

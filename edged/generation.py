@@ -66,6 +66,8 @@ class Generation:
         engines = prepared.load()
         try:
             _warm_up(engines)
+            if engines.voices is not None:  # the first translation spoken is not slower
+                engines.voices.preload(prepared.conversation or (prepared.speak,))
         except EdgedError:
             engines.close()
             raise

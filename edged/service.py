@@ -513,7 +513,7 @@ class Daemon:
                     pipeline.unmute()
                 case control.Speak(text=text, lang=lang):
                     voices = generation.engines.voices
-                    if voices is None or voices.for_language(lang) is None:
+                    if voices is None or not voices.speaks(lang):
                         raise ConfigError(f"no voice for '{lang}'")
                     pipeline.speak(text, lang)
                 case control.StopPlayback():

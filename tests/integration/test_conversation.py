@@ -33,10 +33,8 @@ def test_each_turn_is_translated_and_spoken_in_the_other_language(
     edged, speech_dir: Path, tmp_path: Path
 ) -> None:
     talk = interleaved(speech_dir, tmp_path)
-    config = tmp_path / "edged.toml"
-    config.write_text('[conversation]\nenabled = true\nlanguages = ["en", "es"]\n')
     out = tmp_path / "spoken.wav"
-    run = edged("-c", str(config), "translate", str(talk), "--tts", str(out))
+    run = edged("translate", str(talk), "--conversation", "en", "es", "--tts", str(out))
     assert run.code == 0, run.stderr
     finals = run.of("asr.final")
     assert [f["src"] for f in finals] == [lang for _, lang, _ in TURNS]  # language ID
