@@ -23,7 +23,7 @@ from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable
 from edged.config import Config
 from edged.errors import ConfigError, EdgedError, ModelError
 from edged.gpio import button_lines
-from edged.langs import validate_lang
+from edged.langs import WHISPER_LANGUAGES, validate_lang
 from edged.mt import Translator
 from edged.mt.router import (
     Coverage,
@@ -61,12 +61,14 @@ class Engines:
         result = plan.translate(hypothesis.text, english)
         return result.text, result.engine
 
-    def retarget(self, languages: tuple[str, ...], targets: tuple[str, ...]) -> Coverage:
+    def retarget(
+        self, languages: tuple[str, ...], targets: tuple[str, ...], key: str = "targets"
+    ) -> Coverage:
         """Plan the new sources x targets by prepare()'s rule: ConfigError (nothing changed)
         only if a target is reached by no candidate; else tell the recognizer which sources
         need its speech->English task and return the coverage (`unserved` for the status,
         `warning()` for the log)."""
-        coverage = self.router.cover(languages, targets, key="targets")
+        coverage = self.router.cover(languages, targets, key=key)
         if hasattr(self.recognizer, "speech_translation"):
             self.recognizer.speech_translation = speech_translated(coverage.plans)
         return coverage
@@ -325,7 +327,9 @@ def _translators(
         if DEFAULT_MODES_DIR.is_dir():
             translators["apertium"] = ApertiumTranslator()
     if "whisper" in config.mt.engines and config.asr.engine == "whisper":
-        translators["whisper"] = WhisperSpeechTranslation(languages)
+        # Every language Whisper knows, not just today's candidates: set_source may add
+        # one whose only route is Whisper's speech->English.
+        translators["whisper"] = WhisperSpeechTranslation(WHISPER_LANGUAGES)
     return translators
 
 

@@ -490,7 +490,7 @@ class Daemon:
             settings = pipeline.settings
             match command:
                 case control.SetSource(languages=languages):
-                    self._check_routes(generation, languages, settings.targets)
+                    self._check_routes(generation, languages, settings.targets, "languages")
                     pipeline.update_settings(languages=languages)
                 case control.SetTargets(targets=targets, speak=speak):
                     self._check_routes(generation, settings.languages, targets)
@@ -524,7 +524,11 @@ class Daemon:
         return self.status()
 
     def _check_routes(
-        self, generation: Generation, languages: tuple[str, ...], targets: tuple[str, ...]
+        self,
+        generation: Generation,
+        languages: tuple[str, ...],
+        targets: tuple[str, ...],
+        key: str = "targets",
     ) -> None:
         """The rule of start-up: refused only if a target is reached by no candidate; the
         pairs that cannot be served are named in the log and the status."""
@@ -532,8 +536,8 @@ class Daemon:
         for code in languages:
             if code not in prepared.languages and prepared.config.asr.engine == "sherpa":
                 raise ConfigError(f"the sherpa model does not recognise '{code}'")
-        coverage = generation.engines.retarget(languages, targets)
-        warning = coverage.warning("targets")
+        coverage = generation.engines.retarget(languages, targets, key)
+        warning = coverage.warning(key)
         if warning:
             log.warning("%s", warning)
         generation.unserved = coverage.unserved

@@ -484,3 +484,14 @@ def test_a_reload_whose_model_will_not_load_keeps_the_running_config(
     assert finals[1]["t0"] > finals[0]["t1"] and finals[0]["session"] == finals[1]["session"]
     assert len([m for m in first if m.topic.endswith("asr/final")]) == 1
     assert stop(daemon) == 0
+
+
+def test_set_source_can_add_a_language_only_whispers_translation_serves(
+    live_daemon: LiveDaemon,
+) -> None:
+    ask = lambda obj: live_daemon.ask(json.dumps(obj).encode())  # noqa: E731
+    assert ask({"op": "set_targets", "id": 20, "targets": ["en"]})["ok"]
+    reply = ask({"op": "set_source", "id": 21, "languages": ["it", "de"]})
+    assert reply["ok"], reply  # it->en and de->en: Whisper's speech->English
+    assert reply["result"]["languages"] == ["it", "de"]
+    assert ask({"op": "set_source", "id": 22, "languages": ["en", "es", "de", "fr"]})["ok"]
