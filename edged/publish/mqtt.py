@@ -11,7 +11,7 @@ Topics, under `<prefix>/<device_id>/`:
 | `translation/<lang>/final`     | mt.final                  | 1   | no       |
 | `tts`                          | tts.start, tts.end        | 0   | no       |
 | `error`                        | error                     | 1   | no       |
-| `cmd` (in), `cmd/reply` (out)  | see edged.control         | 0/1 | no       |
+| `cmd` (in), `cmd/reply` (out)  | see edged.control.server  | 0/1 | no       |
 
 Delivery of finals (asr.final, mt.final, error): every one is first stored in the on-disk
 `Spool`, and the spool is the only owner of redelivery. One sender thread publishes spooled
@@ -48,14 +48,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edged.control import (
-    AnyCommand,
-    CommandError,
-    parse_command,
-    reply_error,
-    reply_ok,
-)
-from edged.errors import ConfigError, EdgedError
+from edged.errors import ConfigError
 from edged.events import Event, Status
 from edged.publish.spool import Spool
 
@@ -636,105 +629,3 @@ class MqttPublisher:
             listener(message.payload, bool(message.retain))
         except Exception:
             log.exception("command listener failed on a %d-byte payload", len(message.payload))
-
-
-class CommandServer:
-    """Answers `cmd`: validates each payload, runs `handle(command)` on its own thread,
-    publishes `{"v":1,"id":...,"ok":...}` on `cmd/reply`.
-
-    `handle` returns the reply's `result` (a JSON-serializable dict) or raises; an
-    EdgedError's message goes into the reply, any other exception is logged with its
-    traceback and answered as an internal error. Retained `cmd` messages are ignored.
-    """
-
-    def __init__(
-        self,
-        publisher: MqttPublisher,
-        handle: Callable[[AnyCommand], dict[str, Any] | None],
-        backlog: int = 32,
-    ) -> None:
-        self._publisher = publisher
-        self._handle = handle
-        self._queue: queue.Queue[AnyCommand | None] = queue.Queue(maxsize=backlog)
-        self._thread = threading.Thread(target=self._run, name="edged-cmd", daemon=True)
-        self._lock = threading.Lock()
-        self._counts = {
-            "received": 0,
-            "ignored_retained": 0,
-            "rejected": 0,
-            "busy": 0,
-            "ok": 0,
-            "failed": 0,
-        }
-
-    def start(self) -> None:
-        """Start the worker and subscribe to `cmd` (now, or on the next connect)."""
-        self._thread.start()
-        self._publisher.set_command_listener(self._on_payload)
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until the broker confirmed the `cmd` subscription; True if it did."""
-        return self._publisher.wait_subscribed(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Unsubscribe and stop the worker after the command it is running."""
-        self._publisher.set_command_listener(None)
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    def stats(self) -> dict[str, int]:
-        """How many commands were received, ignored, rejected, refused as busy, ok, failed."""
-        with self._lock:
-            return dict(self._counts)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] += 1
-
-    def _on_payload(self, payload: bytes, retained: bool) -> None:
-        # paho's thread: parsing is bounded by the 4 KiB payload limit, so bad commands are
-        # answered here and never reach the handler.
-        self._count("received")
-        if retained:
-            self._count("ignored_retained")
-            log.info("ignoring a retained command on %s", self._publisher.topics.cmd)
-            return
-        try:
-            command = parse_command(payload)
-        except CommandError as err:
-            self._count("rejected")
-            log.debug("rejected command (id %r): %s", err.request_id, err)
-            self._publisher.publish_reply(reply_error(err.request_id, err.op, str(err)))
-            return
-        try:
-            self._queue.put_nowait(command)
-        except queue.Full:
-            self._count("busy")
-            message = f"busy: {self._queue.maxsize} commands are waiting; try again later"
-            self._publisher.publish_reply(reply_error(command.id, command.op, message))
-
-    def _run(self) -> None:
-        while True:
-            command = self._queue.get()
-            if command is None:
-                return
-            self._publisher.publish_reply(self._execute(command))
-
-    def _execute(self, command: AnyCommand) -> bytes:
-        log.info("command %s (id %r)", command.op, command.id)
-        try:
-            result = self._handle(command)
-            reply = reply_ok(command, result)
-        except EdgedError as err:
-            self._count("failed")
-            log.warning("command %s (id %r) failed: %s", command.op, command.id, err)
-            return reply_error(command.id, command.op, str(err))
-        except Exception as err:
-            self._count("failed")
-            log.exception("command %s (id %r) raised", command.op, command.id)
-            return reply_error(
-                command.id, command.op, f"internal error: {type(err).__name__}: {err}"
-            )
-        self._count("ok")
-        return reply

@@ -32,8 +32,9 @@ from edged.control import (
     StopPlayback,
     Unmute,
 )
+from edged.control.server import CommandServer
 from edged.errors import EngineError
-from edged.publish.mqtt import CommandServer, MqttPublisher
+from edged.publish.mqtt import MqttPublisher
 
 mosquitto = mqtt_broker.mosquitto
 
