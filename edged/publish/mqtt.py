@@ -14,7 +14,8 @@ Topics, under `<prefix>/<device_id>/`:
 | `cmd` (in), `cmd/reply` (out)  | see edged.control.server  | 0/1 | no       |
 
 Delivery of finals (asr.final, mt.final, error): every one is first stored in the on-disk
-`Spool`, and the spool is the only owner of redelivery. One sender thread publishes spooled
+`Spool` (held in its memory if the disk is full), and the spool is the only owner of
+redelivery. One sender thread publishes spooled
 finals, at most `inflight` un-acknowledged at a time, and deletes each on its PUBACK. On
 every (re)connect, paho's own copies of un-acknowledged messages are dropped
 (`drop_out_messages()` in `on_connect`, before paho would resend them) and the spool re-drives
@@ -310,7 +311,11 @@ class MqttPublisher:
         self._wake.set()  # finals spooled by an earlier run go out once connected
 
     def publish(self, event: Event) -> None:
-        """Queue one event; finals are on disk when this returns. Never waits for the network."""
+        """Queue one event; never waits for the network. Thread-safe.
+
+        A final is on disk when this returns (one SQLite commit with fsync), or, if the disk
+        refuses it, held in memory and counted in `finals_not_durable`; either way it is sent.
+        """
         if isinstance(event, Status):
             self._publish_status(event)
             return
@@ -322,8 +327,8 @@ class MqttPublisher:
             return
         payload = event.to_json().encode()
         if event.is_final:
-            if self._spool.append(topic, payload) is not None:
-                self._wake.set()
+            self._spool.append(topic, payload)  # held in memory if the disk refuses it
+            self._wake.set()
             return
         self._publish_interim(topic, payload)
 
@@ -398,6 +403,8 @@ class MqttPublisher:
             "reconnects": reconnects,
             "finals_pending": self._spool.pending(),
             "finals_dropped": self._spool.dropped,
+            "finals_in_memory": self._spool.in_memory(),
+            "finals_not_durable": self._spool.not_durable,
             "finals_sent": self._finals_sent,
             "interim_dropped": interim_dropped,
         }
