@@ -51,6 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edged.errors import ConfigError
 from edged.events import Event, Status
+from edged.publish.diagnose import diagnose
 from edged.publish.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,33 @@ def read_password(password_file: str | Path | None, credential: str | None) -> s
     return secret
 
 
+def check_tls_keys(
+    tls: bool,
+    ca_file: str | Path | None,
+    cert_file: str | Path | None,
+    key_file: str | Path | None,
+    tls_insecure: bool,
+) -> None:
+    """TLS settings without `tls = true` are a mistake, not a hint to turn TLS on."""
+    if tls:
+        return
+    given = [
+        key
+        for key, value in (
+            ("mqtt.ca_file", ca_file),
+            ("mqtt.cert_file", cert_file),
+            ("mqtt.key_file", key_file),
+            ("mqtt.tls_insecure", tls_insecure),
+        )
+        if value
+    ]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} set but mqtt.tls = false: set mqtt.tls = true to use TLS, "
+            "or remove them"
+        )
+
+
 def _tls_context(
     ca_file: str | Path | None,
     cert_file: str | Path | None,
@@ -235,11 +263,10 @@ class MqttPublisher:
         password = read_password(password_file, password_credential)
         if password and not username:
             raise ConfigError("mqtt: a password is configured but mqtt.username is empty")
-        tls_context = (
-            _tls_context(ca_file, cert_file, key_file, tls_insecure)
-            if tls or ca_file or cert_file
-            else None
-        )
+        check_tls_keys(tls, ca_file, cert_file, key_file, tls_insecure)
+        tls_context = _tls_context(ca_file, cert_file, key_file, tls_insecure) if tls else None
+        self._tls_context = tls_context
+        self._ca_file = str(ca_file) if ca_file else None
         self._spool = Spool(Path(spool_dir), spool_limit)
 
         self._lock = threading.Lock()
@@ -249,8 +276,9 @@ class MqttPublisher:
         self._status: Status | None = None
         self._command_listener: Callable[[bytes, bool], None] | None = None
         self._commands_ready = False  # SUBACK received for `cmd` on this connection
-        self._refusal: str | None = None
-        self._unreachable_logged = False
+        self._problem: str | None = None  # why we are not connected, in words (for status)
+        self._connacked = False  # the broker answered CONNECT in this connection attempt
+        self._connect_failures = 0
 
         self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -289,6 +317,7 @@ class MqttPublisher:
         client.will_set(self.topics.status, offline.to_json(), qos=QOS_FINAL, retain=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
+        client.on_pre_connect = self._on_pre_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_socket_open = _no_delay
@@ -363,6 +392,17 @@ class MqttPublisher:
             return self._state
 
     @property
+    def problem(self) -> str | None:
+        """Why the broker is not reachable or refuses us, in words; None once connected."""
+        with self._lock:
+            return self._problem
+
+    def wait_connect_failures(self, count: int, timeout: float) -> bool:
+        """Block until `count` connection attempts have failed; True if they did."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self._connect_failures >= count, timeout)
+
+    @property
     def connected(self) -> bool:
         """True between a successful CONNACK and the next disconnect."""
         return self.state is ConnectionState.CONNECTED
@@ -398,8 +438,11 @@ class MqttPublisher:
             interim_dropped = self._interim_dropped
         with self._lock:
             state, reconnects = self._state, max(0, self._gen - 1)
+            problem, failures = self._problem, self._connect_failures
         return {
             "state": state.value,
+            "problem": problem,
+            "connect_failures": failures,
             "reconnects": reconnects,
             "finals_pending": self._spool.pending(),
             "finals_dropped": self._spool.dropped,
@@ -534,8 +577,14 @@ class MqttPublisher:
         properties: Any,
     ) -> None:
         try:
+            with self._lock:
+                self._connacked = True
             if reason.is_failure:
-                self._refused(str(reason))
+                self._failed(
+                    f"{self.host}:{self.port} refused the connection: {reason} (check "
+                    "mqtt.username, the password and the broker's ACL)",
+                    ConnectionState.REFUSED,
+                )
                 return
             with self._lock:
                 log.info(
@@ -557,35 +606,36 @@ class MqttPublisher:
                 client.publish(self.topics.status, status.to_json(), qos=QOS_FINAL, retain=True)
                 if self._command_listener is not None:
                     client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
-                self._refusal = None
-                self._unreachable_logged = False
+                self._problem = None
             self._wake.set()
         except Exception:
             log.exception("mqtt on_connect failed")
 
-    def _refused(self, reason: str) -> None:
+    def _failed(self, cause: str, state: ConnectionState | None = None) -> None:
         with self._lock:
-            if self._refusal != reason:  # once per distinct answer, not once per retry
-                log.error(
-                    "mqtt broker %s:%d refused the connection: %s (check mqtt.username, the "
-                    "password and the broker's ACL); retrying with back-off",
-                    self.host,
-                    self.port,
-                    reason,
-                )
-            self._refusal = reason
-            self._state = ConnectionState.REFUSED
+            if cause != self._problem:  # once per change of cause, not once per retry
+                log.error("mqtt: %s; retrying with back-off (finals are spooled meanwhile)", cause)
+            self._problem = cause
+            self._connect_failures += 1
+            if state is not None:
+                self._state = state
             self._state_changed.notify_all()
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+    def _diagnose(self) -> str:
+        # On paho's thread, which would only wait out its back-off meanwhile.
+        return diagnose(self.host, self.port, self._tls_context, self._ca_file)
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         with self._lock:
-            first = not self._unreachable_logged
-            self._unreachable_logged = True
-        if first:
-            log.warning(
-                "cannot reach mqtt broker %s:%d; retrying with back-off (finals are spooled)",
-                self.host,
-                self.port,
+            self._connacked = False
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho passes no exception: find the cause by trying each step again.
+        try:
+            self._failed(self._diagnose())
+        except Exception:
+            log.exception(
+                "mqtt: cannot diagnose a failed connection to %s:%d", self.host, self.port
             )
 
     def _on_disconnect(
@@ -598,6 +648,9 @@ class MqttPublisher:
     ) -> None:
         with self._lock:
             self._commands_ready = False
+            # Closed before any CONNACK: a TLS listener spoken to in plain text says nothing
+            # else.
+            unanswered = not self._connacked and not self._stopping.is_set()
             if self._state is ConnectionState.CONNECTED:
                 if not self._stopping.is_set():
                     log.warning(
@@ -608,6 +661,13 @@ class MqttPublisher:
                     )
                 self._state = ConnectionState.DISCONNECTED
                 self._state_changed.notify_all()
+        if unanswered:
+            try:
+                self._failed(self._diagnose())
+            except Exception:
+                log.exception(
+                    "mqtt: cannot diagnose a closed connection to %s:%d", self.host, self.port
+                )
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
