@@ -49,6 +49,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from edged.config import check_tls_keys, topic_prefix
 from edged.errors import ConfigError
 from edged.events import Event, Status
 from edged.publish.diagnose import diagnose
@@ -85,8 +86,7 @@ class Topics:
     """The topic names of one device: `<prefix>/<device_id>/...`."""
 
     def __init__(self, prefix: str, device_id: str) -> None:
-        for level in prefix.split("/"):
-            _check_level(level, "mqtt.prefix")
+        topic_prefix(prefix)
         base = f"{prefix}/{_check_level(device_id, 'device_id')}"
         self.base = base
         self.status = f"{base}/status"
@@ -144,33 +144,6 @@ def read_password(password_file: str | Path | None, credential: str | None) -> s
     if not secret:
         raise ConfigError(f"{key}: {path} is empty; it must hold the broker password")
     return secret
-
-
-def check_tls_keys(
-    tls: bool,
-    ca_file: str | Path | None,
-    cert_file: str | Path | None,
-    key_file: str | Path | None,
-    tls_insecure: bool,
-) -> None:
-    """TLS settings without `tls = true` are a mistake, not a hint to turn TLS on."""
-    if tls:
-        return
-    given = [
-        key
-        for key, value in (
-            ("mqtt.ca_file", ca_file),
-            ("mqtt.cert_file", cert_file),
-            ("mqtt.key_file", key_file),
-            ("mqtt.tls_insecure", tls_insecure),
-        )
-        if value
-    ]
-    if given:
-        raise ConfigError(
-            f"{', '.join(given)} set but mqtt.tls = false: set mqtt.tls = true to use TLS, "
-            "or remove them"
-        )
 
 
 def _tls_context(
