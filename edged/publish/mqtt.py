@@ -39,6 +39,7 @@ import os
 import queue
 import socket
 import ssl
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -143,7 +144,29 @@ def read_password(password_file: str | Path | None, credential: str | None) -> s
         raise ConfigError(f"{key}: cannot read the password from {path} ({err})") from err
     if not secret:
         raise ConfigError(f"{key}: {path} is empty; it must hold the broker password")
+    if key == "mqtt.password_file":  # systemd sets a credential's mode itself
+        _warn_if_readable(path, key)
     return secret
+
+
+def _warn_if_readable(path: Path, key: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    readers = [
+        who for who, bit in (("its group", stat.S_IRGRP), ("everyone", stat.S_IROTH)) if mode & bit
+    ]
+    if readers:
+        log.warning(
+            "%s: %s (mode %03o) can be read by %s; run chmod 600 %s so only edged's user "
+            "can read the broker password",
+            key,
+            path,
+            stat.S_IMODE(mode),
+            " and ".join(readers),
+            path,
+        )
 
 
 def _tls_context(

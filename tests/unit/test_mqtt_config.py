@@ -1,8 +1,10 @@
 """MQTT settings refused at config validation, before anything connects: a `$` or wildcard
-topic prefix (the broker would drop every final silently), TLS files without `tls = true`."""
+topic prefix (the broker would drop every final silently), TLS files without `tls = true`; a
+password file others can read is accepted with a warning."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from edged.config import load_config, topic_prefix
 from edged.errors import ConfigError
-from edged.publish.mqtt import MqttPublisher, Topics
+from edged.publish.mqtt import MqttPublisher, Topics, read_password
 
 
 def config_with(tmp_path: Path, mqtt: str) -> Path:
@@ -56,3 +58,30 @@ def test_every_accepted_prefix_gives_plain_topics(prefix: str) -> None:
     for topic in (topics.status, topics.cmd, topics.translation("es", final=True)):
         assert not topic.startswith("$") and "+" not in topic and "#" not in topic
         assert "" not in topic.split("/")
+
+
+@pytest.mark.parametrize(
+    ("mode", "readers"),
+    [(0o644, "its group and everyone"), (0o604, "everyone"), (0o640, "its group")],
+)
+def test_a_password_file_others_can_read_is_accepted_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int, readers: str
+) -> None:
+    path = tmp_path / "mqtt-password"
+    path.write_text("s3cret\n")
+    path.chmod(mode)
+    assert read_password(path, None) == "s3cret"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(path) in warnings[0] and f"chmod 600 {path}" in warnings[0]
+    assert f"read by {readers};" in warnings[0]
+
+
+def test_a_private_password_file_gives_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "mqtt-password"
+    path.write_text("s3cret\n")
+    path.chmod(0o600)
+    assert read_password(path, None) == "s3cret"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
