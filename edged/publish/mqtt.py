@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 QOS_INTERIM = 0
 QOS_FINAL = 1
 QOS_COMMANDS = 0  # commands are not queued for an offline device: no stale "speak" an hour later
+EARLY_COMMANDS = 32  # commands held while no listener is set yet (a resumed session's)
 
 
 class ConnectionState(Enum):
@@ -272,6 +273,13 @@ class MqttPublisher:
         self._status: Status | None = None
         self._command_listener: Callable[[bytes, bool], None] | None = None
         self._commands_ready = False  # SUBACK received for `cmd` on this connection
+        # A resumed session (clean_session=False) still holds the `cmd` subscription of the
+        # previous run: commands can arrive right after CONNACK, before a listener is set.
+        # They wait here, in order, instead of being dropped.
+        self._early_commands: deque[tuple[bytes, bool]] = deque()
+        self._listener_was_set = False
+        self._commands_dropped = 0
+        self._command_order = threading.Lock()  # one delivery at a time, arrival order
         self._problem: str | None = None  # why we are not connected, in words (for status)
         self._connacked = False  # the broker answered CONNECT in this connection attempt
         self._connect_failures = 0
@@ -309,8 +317,7 @@ class MqttPublisher:
             client.username_pw_set(username, password)
         if tls_context is not None:
             client.tls_set_context(tls_context)
-        offline = Status(device=self.device_id, utt=0, seq=0, state="offline")
-        client.will_set(self.topics.status, offline.to_json(), qos=QOS_FINAL, retain=True)
+        self._set_will(client)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_pre_connect = self._on_pre_connect
@@ -371,15 +378,29 @@ class MqttPublisher:
             self._client.publish(self.topics.metrics, payload, qos=0, retain=True)
 
     def set_command_listener(self, listener: Callable[[bytes, bool], None] | None) -> None:
-        """Receive every `cmd` payload as `listener(payload, retained)` on paho's thread."""
-        with self._lock:
-            self._command_listener = listener
-            self._commands_ready = False
-            if self._state is ConnectionState.CONNECTED:
-                if listener is None:
-                    self._client.unsubscribe(self.topics.cmd)
-                else:
-                    self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+        """Receive every `cmd` payload as `listener(payload, retained)` on paho's thread;
+        commands that arrived before the first listener are handed to it first, here."""
+        with self._command_order:
+            with self._lock:
+                self._command_listener = listener
+                self._commands_ready = False
+                early = list(self._early_commands) if listener is not None else []
+                self._early_commands.clear()
+                self._listener_was_set = self._listener_was_set or listener is not None
+                if self._state is ConnectionState.CONNECTED:
+                    if listener is None:
+                        self._client.unsubscribe(self.topics.cmd)
+                    else:
+                        self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+            if early:
+                log.info("answering %d commands that arrived before the command server", len(early))
+            for payload, retained in early:
+                self._deliver_command(listener, payload, retained)
+
+    def wait_commands_waiting(self, count: int, timeout: float) -> bool:
+        """Block until `count` commands wait for a listener; True if they do."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: len(self._early_commands) >= count, timeout)
 
     @property
     def state(self) -> ConnectionState:
@@ -435,6 +456,7 @@ class MqttPublisher:
         with self._lock:
             state, reconnects = self._state, max(0, self._gen - 1)
             problem, failures = self._problem, self._connect_failures
+            commands_dropped = self._commands_dropped
         return {
             "state": state.value,
             "problem": problem,
@@ -446,6 +468,7 @@ class MqttPublisher:
             "finals_not_durable": self._spool.not_durable,
             "finals_sent": self._finals_sent,
             "interim_dropped": interim_dropped,
+            "commands_dropped": commands_dropped,
         }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -624,6 +647,20 @@ class MqttPublisher:
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         with self._lock:
             self._connacked = False
+        self._set_will(client)
+
+    def _set_will(self, client: mqtt.Client) -> None:
+        # The broker publishes the will when it notices the loss (up to 1.5 x keepalive
+        # later) and cannot stamp it; so the will says what it knows: `ts` is when this
+        # connection was opened, and `detail` says it is the will (README: MQTT topics).
+        will = Status(
+            device=self.device_id,
+            utt=0,
+            seq=0,
+            state="offline",
+            detail={"cause": "connection lost", "will": True},
+        )
+        client.will_set(self.topics.status, will.to_json(), qos=QOS_FINAL, retain=True)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho passes no exception: find the cause by trying each step again.
@@ -684,11 +721,37 @@ class MqttPublisher:
             log.error("mqtt broker refused the subscription to %s: %s", self.topics.cmd, reasons)
 
     def _on_command_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
-        with self._lock:
-            listener = self._command_listener
+        payload, retained = bytes(message.payload), bool(message.retain)
+        with self._command_order:
+            with self._lock:
+                listener = self._command_listener
+                if listener is None:
+                    self._hold_command(payload, retained)
+                    return
+            self._deliver_command(listener, payload, retained)
+
+    def _hold_command(self, payload: bytes, retained: bool) -> None:
+        # With self._lock held.
+        if self._listener_was_set or len(self._early_commands) >= EARLY_COMMANDS:
+            self._commands_dropped += 1  # shutting down, or a flood before start-up
+            log.warning(
+                "dropped a %d-byte command on %s: %s",
+                len(payload),
+                self.topics.cmd,
+                "the command server has stopped"
+                if self._listener_was_set
+                else f"{EARLY_COMMANDS} commands already wait for the command server",
+            )
+            return
+        self._early_commands.append((payload, retained))
+        self._state_changed.notify_all()
+
+    def _deliver_command(
+        self, listener: Callable[[bytes, bool], None] | None, payload: bytes, retained: bool
+    ) -> None:
         if listener is None:
             return
         try:
-            listener(message.payload, bool(message.retain))
+            listener(payload, retained)
         except Exception:
-            log.exception("command listener failed on a %d-byte payload", len(message.payload))
+            log.exception("command listener failed on a %d-byte payload", len(payload))

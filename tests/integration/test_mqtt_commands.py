@@ -261,3 +261,38 @@ def test_a_full_backlog_is_refused_as_busy(mosquitto, tmp_path: Path) -> None:
     finally:
         live.device.release.set()
         stop_live(live)
+
+
+def test_a_command_that_arrives_before_the_command_server_is_answered(
+    mosquitto, tmp_path: Path
+) -> None:
+    """After a crash the broker resumes the daemon's session, `cmd` subscription included, and
+    delivers commands right after CONNACK, before the daemon has set up its command server.
+    Those were dropped without a word: the reply that never arrived after a restart."""
+    broker = mosquitto()
+    previous_run = Subscriber(broker, [CMD], qos=0, client_id=f"edged-{DEV}", clean_session=False)
+    previous_run.wait_subscribed()
+    previous_run.client.disconnect()  # gone without unsubscribing, as a killed daemon is
+    previous_run.client.loop_stop()
+    publisher = MqttPublisher(
+        host=broker.host, port=broker.port, device_id=DEV, spool_dir=tmp_path / "spool"
+    )
+    requester = Subscriber(broker, [REPLY])
+    server: CommandServer | None = None
+    try:
+        publisher.start()
+        assert publisher.wait_connected(10)
+        requester.wait_subscribed()
+        requester.publish(CMD, json.dumps({"op": "status", "id": "early"}))
+        assert publisher.wait_commands_waiting(1, 10)  # arrived; no command server yet
+        device = Device()
+        server = CommandServer(publisher, device.handle)
+        server.start()
+        reply = requester.wait_count(1)[0].json()
+        assert (reply["id"], reply["ok"]) == ("early", True)
+        assert publisher.stats()["commands_dropped"] == 0
+    finally:
+        requester.close()
+        if server is not None:
+            server.close()
+        publisher.close(timeout=2)

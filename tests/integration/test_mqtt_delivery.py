@@ -24,7 +24,7 @@ import small_disk as disks
 from mqtt_broker import Broker, Received, retained_messages
 from small_disk import fill_disk
 
-from edged.events import AsrFinal
+from edged.events import AsrFinal, utc_now
 from edged.publish.mqtt import ConnectionState, MqttPublisher
 
 mosquitto = mqtt_broker.mosquitto
@@ -37,7 +37,7 @@ WINDOW = 10  # MqttPublisher's default `inflight`
 
 CHILD = """
 import json, sys
-from edged.events import AsrFinal
+from edged.events import AsrFinal, utc_now
 from edged.publish.mqtt import MqttPublisher
 
 args = json.loads(sys.argv[1])
@@ -327,3 +327,32 @@ def test_a_disk_filled_during_an_outage_then_freed_recovers(
     got = wait_through_sentinel(sub, publisher, 21)
     assert utts(got) == list(range(22))
     assert not any(m.dup for m in got)
+
+
+def test_the_last_will_says_it_is_one_and_is_dated_by_its_connection(
+    mosquitto, subscribers, children, tmp_path: Path
+) -> None:
+    """The broker publishes the will when it notices the loss and cannot date it; the will was
+    stamped when the client was built, hours before on a long-running daemon. Now each
+    connection carries its own will, dated when it opened, and says it is the will."""
+    broker = mosquitto()
+    status_topic = f"edged/{DEV}/status"
+    watcher = subscribers(broker, [status_topic])
+    watcher.wait_subscribed()
+    daemon = children(broker, tmp_path / "spool", first=0, count=0, connect=True)
+    daemon.wait_ready()
+    watcher.wait_for(lambda ms: any(m.json()["state"] == "online" for m in ms))
+    broker.stop()
+    reopened_after = utc_now()  # the daemon's next connection opens after this
+    broker.start()
+
+    def online_again(messages: list[Received]) -> bool:
+        return any(
+            m.json()["state"] == "online" and m.json()["ts"] >= reopened_after for m in messages
+        )
+
+    watcher.wait_for(online_again, timeout=20)
+    daemon.kill()
+    will = watcher.wait_for(lambda ms: ms[-1].json()["state"] == "offline")[-1].json()
+    assert will["detail"] == {"cause": "connection lost", "will": True}
+    assert will["ts"] >= reopened_after
