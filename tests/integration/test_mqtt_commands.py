@@ -34,7 +34,7 @@ from edged.control import (
 )
 from edged.control.server import CommandServer
 from edged.errors import EngineError
-from edged.publish.mqtt import MqttPublisher
+from edged.publish.mqtt import ConnectionState, MqttPublisher
 
 mosquitto = mqtt_broker.mosquitto
 
@@ -295,4 +295,41 @@ def test_a_command_that_arrives_before_the_command_server_is_answered(
         requester.close()
         if server is not None:
             server.close()
+        publisher.close(timeout=2)
+
+
+def test_a_reply_made_while_the_broker_is_down_is_sent_on_reconnect(
+    mosquitto, tmp_path: Path
+) -> None:
+    """Replies are not spooled: paho keeps a QoS 1 reply made while disconnected, and the
+    publisher re-sends it after it drops paho's other copies on reconnect."""
+    broker = mosquitto()
+    device = Device()
+    publisher = MqttPublisher(
+        host=broker.host,
+        port=broker.port,
+        device_id=DEV,
+        spool_dir=tmp_path / "spool",
+        reconnect_max=1,
+    )
+    server = CommandServer(publisher, device.handle)
+    requester = Subscriber(broker, [REPLY], client_id="requester", clean_session=False)
+    try:
+        server.start()
+        publisher.start()
+        assert server.wait_ready(10)
+        requester.wait_subscribed()
+        device.release.clear()
+        requester.publish(CMD, json.dumps({"op": "mute", "id": "during"}))
+        assert device.entered.wait(10)  # the handler runs; the broker goes away
+        broker.stop()
+        assert publisher.wait_state(ConnectionState.DISCONNECTED, 10)
+        device.release.set()  # the reply is made while nobody is connected
+        broker.start()
+        reply = requester.wait_count(1, timeout=20)[0].json()
+        assert (reply["id"], reply["ok"]) == ("during", True)
+    finally:
+        device.release.set()
+        requester.close()
+        server.close()
         publisher.close(timeout=2)
