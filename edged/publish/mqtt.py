@@ -26,6 +26,10 @@ Interim events are QoS 0, dropped (and counted) while disconnected or when more 
 `status` is device state, not history: the latest one is kept in memory and republished
 (retained) on every connect; a fresh `online` if the pipeline has published none.
 
+Connection failures: paho gives no cause, so after each failed attempt paho's thread runs
+`edged.publish.diagnose` (a few seconds at most, during what would be its back-off anyway);
+the cause is logged once per change and kept as `problem`.
+
 Threads: paho's network thread runs the callbacks; they share state with other threads only
 through `self._lock`, the ack queue and the wake event. Our lock is never taken by a callback
 that paho runs while holding its outgoing-message lock (on_publish), so calling
@@ -664,6 +668,8 @@ class MqttPublisher:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho passes no exception: find the cause by trying each step again.
+        if self._stopping.is_set():
+            return  # close() waits for this thread: no probe on the way out
         try:
             self._failed(self._diagnose())
         except Exception:
