@@ -98,6 +98,7 @@ class Spool:
         self._not_durable = 0  # finals that were held in memory at some point
         self._detached = False  # the database file could not be re-created: an empty stand-in
         self._delete_failing = False
+        self._rebuild_logged = False  # once per full-disk spell: a rebuild may repeat
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as err:
@@ -299,6 +300,7 @@ class Spool:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             return err
+        self._rebuild_logged = False
         return None
 
     def _rebuild(self) -> None:
@@ -312,14 +314,18 @@ class Spool:
         except (sqlite3.Error, OSError) as err:
             # Not even an empty database fits: an empty stand-in answers reads, and every
             # write tries the file again first (finals wait in memory meanwhile).
-            log.error("spool %s: cannot create the database again (%s)", self.path, err)
+            if not self._rebuild_logged:
+                log.error("spool %s: cannot create the database again (%s)", self.path, err)
+            self._rebuild_logged = True
             self._db = _stand_in()
             self._detached = True
             return
-        log.warning(
-            "spool %s: full disk; started the database again (it held no undelivered finals)",
-            self.path,
-        )
+        if not self._rebuild_logged:
+            log.warning(
+                "spool %s: full disk; started the database again (it held no undelivered finals)",
+                self.path,
+            )
+        self._rebuild_logged = True
 
     def _insert(self, records: list[SpoolRecord]) -> sqlite3.Error | None:
         rows: list[tuple[object, ...]] = [(r.id, r.topic, r.payload) for r in records]
