@@ -93,8 +93,10 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_connection_failure_names_its_cause_once(
-    case: str, mosquitto, publishers, certs, tmp_path: Path, caplog, monkeypatch
+    case: str, monkeypatch, mosquitto, publishers, certs, tmp_path: Path, caplog
 ) -> None:
+    # monkeypatch first: undone last, after the publishers (whose threads read the
+    # environment through OpenSSL) are closed; setenv beside a getenv can crash.
     speaks_tls, settings, words = CASES[case]
     broker = mosquitto(extra_config=tls_config(certs) if speaks_tls else "")
     if settings.get("ca_file") == "ca":
