@@ -115,7 +115,7 @@ def _untrusted(
 
 def _plaintext_closed(sock: socket.socket, host: str, where: str, timeout: float) -> str:
     # Plain TCP works, yet the broker hung up before its CONNACK: most often a TLS listener.
-    probe = ssl.create_default_context()
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store to load: nothing is verified
     probe.check_hostname = False
     probe.verify_mode = ssl.CERT_NONE  # only asking whether the port speaks TLS at all
     try:
