@@ -285,7 +285,8 @@ class Spool:
             # WAL that cannot be checkpointed into a database that cannot grow): start them
             # again; unlinking frees their space.
             self._rebuild()
-            err = self._transaction(statements)
+            if not self._detached:  # never into the stand-in: that would pass for durable
+                err = self._transaction(statements)
         return err
 
     def _transaction(
@@ -352,11 +353,14 @@ class Spool:
         with self._lock:
             record = SpoolRecord(self._next_id, topic, payload)
             self._next_id += 1
+            held_before = len(self._memory)
+            # Through memory, so that whatever happens while it is written (a rebuild of the
+            # files, the watermark) counts it as not yet delivered.
+            self._memory[record.id] = record
+            err = self._store_memory()
             if self._memory:
-                self._store_memory()
-            err = self._insert([record]) if not self._memory else None
-            if self._memory or err is not None:
-                if not self._memory:
+                self._not_durable += 1
+                if not held_before:
                     log.error(
                         "spool %s: cannot store finals on disk (%s); holding them in memory, "
                         "not durable, until the disk has room (free space in %s)",
@@ -364,26 +368,24 @@ class Spool:
                         err,
                         self.path.parent,
                     )
-                self._memory[record.id] = record
-                self._not_durable += 1
-            else:
-                self._count += 1
+            elif held_before:
+                log.warning(
+                    "spool %s: disk writable again; %d finals held in memory are stored",
+                    self.path,
+                    held_before,
+                )
             self._enforce_limit()
             if self._gone and not self._memory and self._delete(self._gone):
                 self._gone.clear()
             return record.id
 
-    def _store_memory(self) -> None:
+    def _store_memory(self) -> sqlite3.Error | None:
         # All or nothing, oldest first, with their ids: the sender's cursor stays valid.
-        if self._insert(list(self._memory.values())) is not None:
-            return
-        log.warning(
-            "spool %s: disk writable again; %d finals held in memory are stored",
-            self.path,
-            len(self._memory),
-        )
-        self._count += len(self._memory)
-        self._memory.clear()
+        err = self._insert(list(self._memory.values()))
+        if err is None:
+            self._count += len(self._memory)
+            self._memory.clear()
+        return err
 
     def _enforce_limit(self) -> None:
         excess = self._count + len(self._memory) - self.limit

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import small_disk as disks
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from small_disk import fill_disk
 
 from edged.errors import ConfigError
@@ -224,3 +227,77 @@ def test_spool_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
         spool.close()
     finally:
         os.umask(old)
+
+
+class SpoolOnASmallDisk(RuleBasedStateMachine):
+    """Appends, acks, restarts, and a disk that fills and frees under them: the spool stays
+    one FIFO equal to a list of what was appended and not acknowledged."""
+
+    disk: Path
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = self.disk / "spool"
+        self.spool = Spool(self.directory, limit=1000)
+        self.model: list[tuple[int, bytes]] = []
+        self.filler: Path | None = None
+        self.counter = 0
+
+    @rule(n=st.integers(1, 8), size=st.integers(10, 700))
+    def append(self, n: int, size: int) -> None:
+        for _ in range(n):
+            body = f"{self.counter}:".encode() + b"x" * size
+            self.counter += 1
+            self.model.append((self.spool.append("t", body), body))
+
+    @rule(data=st.data())
+    def ack(self, data: st.DataObject) -> None:
+        if not self.model:
+            return
+        chosen = data.draw(st.sets(st.sampled_from([i for i, _ in self.model]), max_size=12))
+        self.spool.ack(chosen)
+        self.model = [(i, b) for i, b in self.model if i not in chosen]
+
+    @rule()
+    def fill(self) -> None:
+        if self.filler is None:
+            self.filler = fill_disk(self.disk)
+
+    @rule()
+    def free(self) -> None:
+        if self.filler is not None:
+            self.filler.unlink()
+            self.filler = None
+
+    @rule()
+    def restart(self) -> None:
+        held = self.spool.in_memory()  # the disk may refuse them at close too: lost, logged
+        self.spool.close()
+        self.spool = Spool(self.directory, limit=1000)
+        kept = [(r.id, r.payload) for r in self.spool.after(0, 10_000)]
+        assert kept == self.model[: len(kept)] and len(kept) >= len(self.model) - held
+        self.model = kept
+
+    @invariant()
+    def one_fifo(self) -> None:
+        assert [(r.id, r.payload) for r in self.spool.after(0, 10_000)] == self.model
+        assert self.spool.pending() == len(self.model)
+        if len(self.model) > 2:
+            cursor = self.model[1][0]
+            assert [r.id for r in self.spool.after(cursor, 3)] == [i for i, _ in self.model[2:5]]
+
+    def teardown(self) -> None:
+        self.spool.close()
+        if self.filler is not None:
+            self.filler.unlink()
+        for path in self.directory.iterdir():
+            path.unlink()
+        self.directory.rmdir()
+
+
+def test_the_spool_is_one_fifo_whatever_the_disk_does(small_disk) -> None:
+    SpoolOnASmallDisk.disk = small_disk("64k")
+    run_state_machine_as_test(
+        SpoolOnASmallDisk,
+        settings=settings(max_examples=40, stateful_step_count=25, deadline=None, database=None),
+    )
