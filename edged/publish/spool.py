@@ -31,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,7 @@ class Spool:
             ) from err
         self._lock_fd = self._take_directory()
         self._acked_fd = self._open_acked()
-        watermark, extra = self._read_acked()
+        watermark, next_id, extra = self._read_acked()
         self._db = self._open()
         row = self._db.execute(
             "SELECT MAX(id), (SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'finals') "
@@ -116,7 +117,8 @@ class Spool:
         ).fetchone()
         # Past everything ever stored, and past what `spool.acked` calls gone: a new record
         # can never be mistaken for an acknowledged one.
-        self._next_id = max(row[0] or 0, row[1] or 0, watermark) + 1
+        self._next_id = max(row[0] or 0, row[1] or 0, watermark, *extra) + 1
+        self._next_id = max(self._next_id, next_id)
         extras = set(extra)
         on_disk = [i for (i,) in self._db.execute("SELECT id FROM finals")]
         # Acknowledged by the broker in an earlier run, but their DELETE failed.
@@ -159,7 +161,7 @@ class Spool:
         try:
             if os.fstat(fd).st_size < ACKED_BYTES:
                 # Allocated now, while there is room, so a full disk can still overwrite it.
-                os.pwrite(fd, b"0".ljust(ACKED_BYTES), 0)
+                os.pwrite(fd, b"0 0 -".ljust(ACKED_BYTES), 0)
                 os.fsync(fd)
         except OSError as err:
             log.warning(
@@ -167,41 +169,51 @@ class Spool:
             )
         return fd
 
-    def _read_acked(self) -> tuple[int, list[int]]:
-        """The watermark (every id up to it is gone) and further gone ids, from spool.acked."""
+    def _read_acked(self) -> tuple[int, int, list[int]]:
+        """From spool.acked: the watermark (every id up to it is gone), the next id to give,
+        and further gone ids."""
         if self._acked_fd is None:
-            return 0, []
+            return 0, 0, []
         try:
-            words = os.pread(self._acked_fd, ACKED_BYTES, 0).decode("ascii").split()
+            text = os.pread(self._acked_fd, ACKED_BYTES, 0).decode("ascii")
+            if not text.strip():
+                return 0, 0, []  # created, never written (the disk was full)
+            *words, check = text.split()
+            if check != "-" and int(check) != zlib.crc32(" ".join(words).encode()):
+                raise ValueError("checksum mismatch")
             numbers = [int(word) for word in words]
         except (OSError, ValueError) as err:
             # A torn write: at worst some acknowledged finals are sent again, none is lost.
             log.warning("spool: %s is unreadable (%s); ignoring it", ACKED_FILENAME, err)
-            return 0, []
-        return (numbers[0], numbers[1:]) if numbers else (0, [])
+            return 0, 0, []
+        numbers += [0] * (2 - len(numbers))
+        return numbers[0], numbers[1], numbers[2:]
 
-    def _write_acked(self) -> None:
-        # Only after a failed DELETE. The smallest id still to be sent bounds the watermark.
+    def _write_acked(self, disk_done: bool = False) -> None:
+        # After a failed DELETE, and at close. The smallest id still to be sent bounds the
+        # watermark; `disk_done`: nothing on disk is still to be sent (the files are about to
+        # go). The next id is kept too: ids of finals that never reached the disk are not
+        # given again.
         if self._acked_fd is None:
             return
+        rows = [] if disk_done else self._db.execute("SELECT id FROM finals ORDER BY id")
         live = next(
-            (
-                i
-                for (i,) in self._db.execute("SELECT id FROM finals ORDER BY id")
-                if i not in self._gone
-            ),
+            (i for (i,) in rows if i not in self._gone),
             min(self._memory, default=self._next_id),
         )
         watermark = live - 1
-        words = [str(watermark)]
-        size = len(words[0]) + 1
+        words = [str(watermark), str(self._next_id)]
+        size = len(words[0]) + len(words[1]) + 2
         for gone in sorted(i for i in self._gone if i > watermark):
             size += len(str(gone)) + 1
             if size > ACKED_BYTES:  # more than fits: those are sent again after a restart
                 break
             words.append(str(gone))
         try:
-            os.pwrite(self._acked_fd, " ".join(words).encode().ljust(ACKED_BYTES), 0)
+            # A torn write must read as garbage (ignored: duplicates), never as other numbers.
+            line = " ".join(words)
+            body = f"{line} {zlib.crc32(line.encode())}".encode()
+            os.pwrite(self._acked_fd, body.ljust(ACKED_BYTES), 0)
             os.fsync(self._acked_fd)
         except OSError as err:
             log.error("spool: cannot record delivered finals in %s (%s)", ACKED_FILENAME, err)
@@ -305,11 +317,16 @@ class Spool:
         return None
 
     def _rebuild(self) -> None:
-        self._write_acked()  # the gone ids leave with the file; the watermark must cover them
+        self._write_acked(disk_done=True)  # what leaves with the files must stay delivered
+        try:
+            self.path.unlink()  # the database first: without it a -wal is never replayed
+        except OSError as err:
+            log.error("spool %s: cannot remove it to start again (%s)", self.path, err)
+            return
         self._db.close()
         self._gone.clear()
         try:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             self._db = self._connect()
         except (sqlite3.Error, OSError) as err:
@@ -357,7 +374,7 @@ class Spool:
             # Through memory, so that whatever happens while it is written (a rebuild of the
             # files, the watermark) counts it as not yet delivered.
             self._memory[record.id] = record
-            err = self._store_memory()
+            err = self._store_memory() if not held_before or self._room_for_memory() else None
             if self._memory:
                 self._not_durable += 1
                 if not held_before:
@@ -378,6 +395,16 @@ class Spool:
             if self._gone and not self._memory and self._delete(self._gone):
                 self._gone.clear()
             return record.id
+
+    def _room_for_memory(self) -> bool:
+        # A failing INSERT of thousands of held finals costs real work on every append; ask
+        # the file system first (one syscall) while it is still full.
+        try:
+            disk = os.statvfs(self.path.parent)
+        except OSError:
+            return True
+        needed = 2 * sum(len(r.payload) + len(r.topic) for r in self._memory.values())
+        return disk.f_bavail * disk.f_frsize >= needed + 8 * PAGE_BYTES
 
     def _store_memory(self) -> sqlite3.Error | None:
         # All or nothing, oldest first, with their ids: the sender's cursor stays valid.
@@ -495,6 +522,8 @@ class Spool:
                     self.path,
                     len(self._memory),
                 )
+                self._memory.clear()
+            self._write_acked()  # the next id, for the next run
             self._db.close()
             os.close(self._lock_fd)
             if self._acked_fd is not None:

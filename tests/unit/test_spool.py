@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from small_disk import fill_disk
 
 from edged.errors import ConfigError
-from edged.publish.spool import SPOOL_FILENAME, Spool
+from edged.publish.spool import ACKED_FILENAME, SPOOL_FILENAME, Spool
 
 small_disk = disks.small_disk
 
@@ -200,6 +200,20 @@ def test_a_new_spool_on_a_full_disk_starts_in_memory_and_moves_to_disk(small_dis
     spool.close()
 
 
+def test_a_torn_acked_file_costs_duplicates_never_finals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    ids = fill(spool, 3)
+    spool.close()
+    # Numbers that would call every final delivered, without their checksum: ignored.
+    (tmp_path / ACKED_FILENAME).write_text(f"{ids[-1]} {ids[-1] + 1} 12345".ljust(4096))
+    spool = Spool(tmp_path)
+    assert [r.id for r in spool.after(0, 10)] == ids
+    assert any("unreadable" in r.message for r in caplog.records)
+    spool.close()
+
+
 def test_the_spool_bounds_its_own_disk_use(small_disk) -> None:
     # A day of finals through a small disk: checkpoints keep the WAL short and reuse its
     # blocks; freed pages are reused. Nothing is ever refused.
@@ -242,13 +256,17 @@ class SpoolOnASmallDisk(RuleBasedStateMachine):
         self.model: list[tuple[int, bytes]] = []
         self.filler: Path | None = None
         self.counter = 0
+        self.highest = 0  # ids only grow, across restarts too: none is ever reused
 
     @rule(n=st.integers(1, 8), size=st.integers(10, 700))
     def append(self, n: int, size: int) -> None:
         for _ in range(n):
             body = f"{self.counter}:".encode() + b"x" * size
             self.counter += 1
-            self.model.append((self.spool.append("t", body), body))
+            record_id = self.spool.append("t", body)
+            assert record_id > self.highest
+            self.highest = record_id
+            self.model.append((record_id, body))
 
     @rule(data=st.data())
     def ack(self, data: st.DataObject) -> None:
