@@ -74,7 +74,8 @@ def explained(publisher: MqttPublisher, caplog: pytest.LogCaptureFixture) -> str
 
 
 CASES = {
-    # case: (broker speaks TLS, publisher settings, words of the cause)
+    # case: (broker speaks TLS ("mutual": and wants a client certificate), publisher
+    # settings, words of the cause)
     "wrong CA": (True, {"tls": True, "ca_file": "other"}, "not signed by the CA in mqtt.ca_file"),
     "hostname mismatch": (
         True,
@@ -88,6 +89,7 @@ CASES = {
     ),
     "no system CAs": (True, {"tls": True}, "the system has none"),
     "plaintext to a TLS port": (True, {}, "expects TLS but mqtt.tls = false"),
+    "no client certificate": ("mutual", {"tls": True, "ca_file": "ca"}, "client certificate"),
 }
 
 
@@ -98,7 +100,10 @@ def test_each_connection_failure_names_its_cause_once(
     # monkeypatch first: undone last, after the publishers (whose threads read the
     # environment through OpenSSL) are closed; setenv beside a getenv can crash.
     speaks_tls, settings, words = CASES[case]
-    broker = mosquitto(extra_config=tls_config(certs) if speaks_tls else "")
+    extra = tls_config(certs) if speaks_tls else ""
+    if speaks_tls == "mutual":
+        extra += "\nrequire_certificate true"
+    broker = mosquitto(extra_config=extra)
     if settings.get("ca_file") == "ca":
         settings = settings | {"ca_file": certs["ca.crt"]}
     elif settings.get("ca_file") == "other":
