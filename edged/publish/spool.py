@@ -15,11 +15,15 @@ A full disk must cost neither finals nor delivery:
 - a final the disk refuses is held in memory (not durable, counted) and sent like any other;
   it is written to disk, with its id, as soon as a write succeeds again;
 - an acknowledged record whose DELETE fails is remembered as gone, in memory and in a small
-  preallocated file (`spool.acked`, overwritten in place, so it needs no free space), so it is
-  never sent again, not even after a restart.
+  preallocated file (`spool.acked`: a watermark, the next id, further gone ids and a CRC32,
+  overwritten in place, so it needs no free space), so it is never sent again, not even
+  after a restart;
+- files stuck at a full disk while holding nothing to send are started again (unlinking
+  them frees their space); a spool that cannot even be created waits in memory.
 
 Ids are assigned here and only grow (also across restarts and a corrupt spool moved aside):
 they give the delivery order. Every record held in memory is newer than every record on disk.
+Files are 0600 (the directory 0700) whatever the umask: finals are what people said.
 """
 
 from __future__ import annotations
