@@ -160,6 +160,9 @@ class PlaybackConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
+    def __post_init__(self) -> None:  # the one rule across keys; the keys follow
+        check_tls_keys(self.tls, self.ca_file, self.cert_file, self.key_file, self.tls_insecure)
+
     enabled: bool = True
     host: str = "localhost"
     port: int = field(default=1883, metadata=_range(1, 65535))
@@ -178,9 +181,6 @@ class MqttConfig:
     spool_limit: int = field(default=10_000, metadata=_range(10, 10_000_000))
     reconnect_min: int = field(default=1, metadata=_range(1, 60))
     reconnect_max: int = field(default=60, metadata=_range(1, 3600))
-
-    def __post_init__(self) -> None:
-        check_tls_keys(self.tls, self.ca_file, self.cert_file, self.key_file, self.tls_insecure)
 
 
 @dataclass(frozen=True)
