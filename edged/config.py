@@ -30,6 +30,41 @@ def _range(low: float, high: float) -> dict[str, Any]:
     return {"range": (low, high)}
 
 
+def topic_prefix(value: str, key: str = "mqtt.prefix") -> str:
+    """An MQTT topic prefix: levels that are not empty and hold no wildcard, no leading `$`.
+
+    A `$` topic (`$SYS/...`) is the broker's own: it acknowledges a publish there under MQTT
+    3.1.1 and drops it, so every final would be lost without a word.
+    """
+    if value.startswith("$"):
+        raise ConfigError(
+            f"config key '{key}' is {value!r}: topics starting with '$' belong to the broker "
+            "(it drops what clients publish there); choose a prefix like 'edged' or 'home/edged'"
+        )
+    for level in value.split("/"):
+        if not level or any(c in level for c in "+#\0"):
+            raise ConfigError(
+                f"config key '{key}' is {value!r}: levels separated by '/' must be non-empty "
+                "and hold no '+', '#' or NUL (e.g. 'edged' or 'home/edged')"
+            )
+    return value
+
+
+def check_tls_keys(
+    tls: bool, ca_file: object, cert_file: object, key_file: object, tls_insecure: bool
+) -> None:
+    """TLS settings without `mqtt.tls = true` are a mistake, not a hint to turn TLS on."""
+    if tls:
+        return
+    named = (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file))
+    given = [f"mqtt.{key}" for key, value in (*named, ("tls_insecure", tls_insecure)) if value]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} set but mqtt.tls = false: set mqtt.tls = true to use TLS, "
+            "or remove them"
+        )
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     source: str = field(default="alsa", metadata=_choices("alsa", "wav", "stdin"))
@@ -152,10 +187,13 @@ class PlaybackConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
+    def __post_init__(self) -> None:  # the one rule across keys; the keys follow
+        check_tls_keys(self.tls, self.ca_file, self.cert_file, self.key_file, self.tls_insecure)
+
     enabled: bool = True
     host: str = "localhost"
     port: int = field(default=1883, metadata=_range(1, 65535))
-    prefix: str = "edged"
+    prefix: str = field(default="edged", metadata={"check": topic_prefix})
     client_id: str = ""  # "" = edged-<device_id>
     keepalive: int = field(default=30, metadata=_range(5, 3600))
     tls: bool = False
@@ -288,6 +326,8 @@ def _convert(hint: Any, value: Any, name: str, meta: typing.Mapping[str, Any]) -
 
 
 def _check_allowed(value: Any, name: str, meta: typing.Mapping[str, Any]) -> None:
+    if "check" in meta:
+        meta["check"](value, name)
     if "choices" in meta and value not in meta["choices"]:
         allowed = ", ".join(repr(c) for c in meta["choices"])
         raise ConfigError(f"config key '{name}' is {value!r}; allowed: {allowed}")

@@ -438,7 +438,8 @@ class Daemon:
         m = self.config.mqtt
         if not m.enabled:
             return
-        from edged.publish.mqtt import CommandServer, MqttPublisher
+        from edged.control.server import CommandServer
+        from edged.publish.mqtt import MqttPublisher
 
         self.mqtt = MqttPublisher(
             host=m.host,

@@ -306,3 +306,28 @@ def retained_messages(broker: Broker, topics: list[str], timeout: float = 10.0) 
     finally:
         sub.close()
     return [m for m in got if m.topic != marker]
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for DNS:localhost and a client certificate (EC keys)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key")}
+    files |= {"client.crt": directory / "client.crt", "client.key": directory / "client.key"}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]),
+            "-subj", "/CN=edged test CA", "-days", "2")  # fmt: skip
+    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=edged-client")):
+        csr = directory / f"{name}.csr"
+        openssl(
+            "req", *ec, "-keyout", str(files[f"{name}.key"]), "-out", str(csr), "-subj", subject
+        )
+        ext = directory / f"{name}.ext"
+        ext.write_text("subjectAltName=DNS:localhost\n" if name == "server" else "")
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca.crt"]),
+                "-CAkey", str(files["ca.key"]), "-CAcreateserial", "-days", "2",
+                "-out", str(files[f"{name}.crt"]), "-extfile", str(ext))  # fmt: skip
+    return files

@@ -11,10 +11,11 @@ Topics, under `<prefix>/<device_id>/`:
 | `translation/<lang>/final`     | mt.final                  | 1   | no       |
 | `tts`                          | tts.start, tts.end        | 0   | no       |
 | `error`                        | error                     | 1   | no       |
-| `cmd` (in), `cmd/reply` (out)  | see edged.control         | 0/1 | no       |
+| `cmd` (in), `cmd/reply` (out)  | see edged.control.server  | 0/1 | no       |
 
 Delivery of finals (asr.final, mt.final, error): every one is first stored in the on-disk
-`Spool`, and the spool is the only owner of redelivery. One sender thread publishes spooled
+`Spool` (held in its memory if the disk is full), and the spool is the only owner of
+redelivery. One sender thread publishes spooled
 finals, at most `inflight` un-acknowledged at a time, and deletes each on its PUBACK. On
 every (re)connect, paho's own copies of un-acknowledged messages are dropped
 (`drop_out_messages()` in `on_connect`, before paho would resend them) and the spool re-drives
@@ -24,6 +25,10 @@ Interim events are QoS 0, dropped (and counted) while disconnected or when more 
 
 `status` is device state, not history: the latest one is kept in memory and republished
 (retained) on every connect; a fresh `online` if the pipeline has published none.
+
+Connection failures: paho gives no cause, so after each failed attempt paho's thread runs
+`edged.publish.diagnose` (a few seconds at most, during what would be its back-off anyway);
+the cause is logged once per change and kept as `problem`.
 
 Threads: paho's network thread runs the callbacks; they share state with other threads only
 through `self._lock`, the ack queue and the wake event. Our lock is never taken by a callback
@@ -38,6 +43,7 @@ import os
 import queue
 import socket
 import ssl
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -48,15 +54,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edged.control import (
-    AnyCommand,
-    CommandError,
-    parse_command,
-    reply_error,
-    reply_ok,
-)
-from edged.errors import ConfigError, EdgedError
+from edged.config import check_tls_keys, topic_prefix
+from edged.errors import ConfigError
 from edged.events import Event, Status
+from edged.publish.diagnose import diagnose
 from edged.publish.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 QOS_INTERIM = 0
 QOS_FINAL = 1
 QOS_COMMANDS = 0  # commands are not queued for an offline device: no stale "speak" an hour later
+EARLY_COMMANDS = 32  # commands held while no listener is set yet (a resumed session's)
 
 
 class ConnectionState(Enum):
@@ -90,8 +92,7 @@ class Topics:
     """The topic names of one device: `<prefix>/<device_id>/...`."""
 
     def __init__(self, prefix: str, device_id: str) -> None:
-        for level in prefix.split("/"):
-            _check_level(level, "mqtt.prefix")
+        topic_prefix(prefix)
         base = f"{prefix}/{_check_level(device_id, 'device_id')}"
         self.base = base
         self.status = f"{base}/status"
@@ -148,7 +149,29 @@ def read_password(password_file: str | Path | None, credential: str | None) -> s
         raise ConfigError(f"{key}: cannot read the password from {path} ({err})") from err
     if not secret:
         raise ConfigError(f"{key}: {path} is empty; it must hold the broker password")
+    if key == "mqtt.password_file":  # systemd sets a credential's mode itself
+        _warn_if_readable(path, key)
     return secret
+
+
+def _warn_if_readable(path: Path, key: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    readers = [
+        who for who, bit in (("its group", stat.S_IRGRP), ("everyone", stat.S_IROTH)) if mode & bit
+    ]
+    if readers:
+        log.warning(
+            "%s: %s (mode %03o) can be read by %s; run chmod 600 %s so only edged's user "
+            "can read the broker password",
+            key,
+            path,
+            stat.S_IMODE(mode),
+            " and ".join(readers),
+            path,
+        )
 
 
 def _tls_context(
@@ -241,11 +264,10 @@ class MqttPublisher:
         password = read_password(password_file, password_credential)
         if password and not username:
             raise ConfigError("mqtt: a password is configured but mqtt.username is empty")
-        tls_context = (
-            _tls_context(ca_file, cert_file, key_file, tls_insecure)
-            if tls or ca_file or cert_file
-            else None
-        )
+        check_tls_keys(tls, ca_file, cert_file, key_file, tls_insecure)
+        tls_context = _tls_context(ca_file, cert_file, key_file, tls_insecure) if tls else None
+        self._tls_context = tls_context
+        self._ca_file = str(ca_file) if ca_file else None
         self._spool = Spool(Path(spool_dir), spool_limit)
 
         self._lock = threading.Lock()
@@ -255,13 +277,21 @@ class MqttPublisher:
         self._status: Status | None = None
         self._command_listener: Callable[[bytes, bool], None] | None = None
         self._commands_ready = False  # SUBACK received for `cmd` on this connection
-        self._refusal: str | None = None
-        self._unreachable_logged = False
         # Other users of this connection (Home Assistant discovery): hooks run after every
         # CONNACK, extra subscriptions are renewed then; their SUBACKs are not `cmd`'s.
         self._connect_hooks: list[Callable[[], None]] = []
         self._extra_subscriptions: dict[str, Callable[[str, bytes, bool], None]] = {}
         self._extra_mids: set[int] = set()
+        # A resumed session (clean_session=False) still holds the `cmd` subscription of the
+        # previous run: commands can arrive right after CONNACK, before a listener is set.
+        # They wait here, in order, instead of being dropped.
+        self._early_commands: deque[tuple[bytes, bool]] = deque()
+        self._listener_was_set = False
+        self._commands_dropped = 0
+        self._command_order = threading.Lock()  # one delivery at a time, arrival order
+        self._problem: str | None = None  # why we are not connected, in words (for status)
+        self._connacked = False  # the broker answered CONNECT in this connection attempt
+        self._connect_failures = 0
 
         self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -296,10 +326,10 @@ class MqttPublisher:
             client.username_pw_set(username, password)
         if tls_context is not None:
             client.tls_set_context(tls_context)
-        offline = Status(device=self.device_id, utt=0, seq=0, state="offline")
-        client.will_set(self.topics.status, offline.to_json(), qos=QOS_FINAL, retain=True)
+        self._set_will(client)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
+        client.on_pre_connect = self._on_pre_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_socket_open = _no_delay
@@ -322,7 +352,11 @@ class MqttPublisher:
         self._wake.set()  # finals spooled by an earlier run go out once connected
 
     def publish(self, event: Event) -> None:
-        """Queue one event; finals are on disk when this returns. Never waits for the network."""
+        """Queue one event; never waits for the network. Thread-safe.
+
+        A final is on disk when this returns (one SQLite commit with fsync), or, if the disk
+        refuses it, held in memory and counted in `finals_not_durable`; either way it is sent.
+        """
         if isinstance(event, Status):
             self._publish_status(event)
             return
@@ -334,8 +368,8 @@ class MqttPublisher:
             return
         payload = event.to_json().encode()
         if event.is_final:
-            if self._spool.append(topic, payload) is not None:
-                self._wake.set()
+            self._spool.append(topic, payload)  # held in memory if the disk refuses it
+            self._wake.set()
             return
         self._publish_interim(topic, payload)
 
@@ -353,15 +387,29 @@ class MqttPublisher:
             self._client.publish(self.topics.metrics, payload, qos=0, retain=True)
 
     def set_command_listener(self, listener: Callable[[bytes, bool], None] | None) -> None:
-        """Receive every `cmd` payload as `listener(payload, retained)` on paho's thread."""
-        with self._lock:
-            self._command_listener = listener
-            self._commands_ready = False
-            if self._state is ConnectionState.CONNECTED:
-                if listener is None:
-                    self._client.unsubscribe(self.topics.cmd)
-                else:
-                    self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+        """Receive every `cmd` payload as `listener(payload, retained)` on paho's thread;
+        commands that arrived before the first listener are handed to it first, here."""
+        with self._command_order:
+            with self._lock:
+                self._command_listener = listener
+                self._commands_ready = False
+                early = list(self._early_commands) if listener is not None else []
+                self._early_commands.clear()
+                self._listener_was_set = self._listener_was_set or listener is not None
+                if self._state is ConnectionState.CONNECTED:
+                    if listener is None:
+                        self._client.unsubscribe(self.topics.cmd)
+                    else:
+                        self._client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
+            if early:
+                log.info("answering %d commands that arrived before the command server", len(early))
+            for payload, retained in early:
+                self._deliver_command(listener, payload, retained)
+
+    def wait_commands_waiting(self, count: int, timeout: float) -> bool:
+        """Block until `count` commands wait for a listener; True if they do."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: len(self._early_commands) >= count, timeout)
 
     def publish_retained(self, topic: str, payload: bytes) -> bool:
         """Publish `payload` retained at QoS 1 on any `topic` (empty: clear the retained one).
@@ -406,6 +454,17 @@ class MqttPublisher:
             return self._state
 
     @property
+    def problem(self) -> str | None:
+        """Why the broker is not reachable or refuses us, in words; None once connected."""
+        with self._lock:
+            return self._problem
+
+    def wait_connect_failures(self, count: int, timeout: float) -> bool:
+        """Block until `count` connection attempts have failed; True if they did."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self._connect_failures >= count, timeout)
+
+    @property
     def connected(self) -> bool:
         """True between a successful CONNACK and the next disconnect."""
         return self.state is ConnectionState.CONNECTED
@@ -441,13 +500,20 @@ class MqttPublisher:
             interim_dropped = self._interim_dropped
         with self._lock:
             state, reconnects = self._state, max(0, self._gen - 1)
+            problem, failures = self._problem, self._connect_failures
+            commands_dropped = self._commands_dropped
         return {
             "state": state.value,
+            "problem": problem,
+            "connect_failures": failures,
             "reconnects": reconnects,
             "finals_pending": self._spool.pending(),
             "finals_dropped": self._spool.dropped,
+            "finals_in_memory": self._spool.in_memory(),
+            "finals_not_durable": self._spool.not_durable,
             "finals_sent": self._finals_sent,
             "interim_dropped": interim_dropped,
+            "commands_dropped": commands_dropped,
         }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -575,8 +641,14 @@ class MqttPublisher:
         properties: Any,
     ) -> None:
         try:
+            with self._lock:
+                self._connacked = True
             if reason.is_failure:
-                self._refused(str(reason))
+                self._failed(
+                    f"{self.host}:{self.port} refused the connection: {reason} (check "
+                    "mqtt.username, the password and the broker's ACL)",
+                    ConnectionState.REFUSED,
+                )
                 return
             with self._lock:
                 log.info(
@@ -598,8 +670,7 @@ class MqttPublisher:
                 client.publish(self.topics.status, status.to_json(), qos=QOS_FINAL, retain=True)
                 if self._command_listener is not None:
                     client.subscribe(self.topics.cmd, qos=QOS_COMMANDS)
-                self._refusal = None
-                self._unreachable_logged = False
+                self._problem = None
                 for topic in self._extra_subscriptions:
                     self._subscribe_extra(client, topic)
                 hooks = list(self._connect_hooks)
@@ -612,29 +683,47 @@ class MqttPublisher:
         except Exception:
             log.exception("mqtt on_connect failed")
 
-    def _refused(self, reason: str) -> None:
+    def _failed(self, cause: str, state: ConnectionState | None = None) -> None:
         with self._lock:
-            if self._refusal != reason:  # once per distinct answer, not once per retry
-                log.error(
-                    "mqtt broker %s:%d refused the connection: %s (check mqtt.username, the "
-                    "password and the broker's ACL); retrying with back-off",
-                    self.host,
-                    self.port,
-                    reason,
-                )
-            self._refusal = reason
-            self._state = ConnectionState.REFUSED
+            if cause != self._problem:  # once per change of cause, not once per retry
+                log.error("mqtt: %s; retrying with back-off (finals are spooled meanwhile)", cause)
+            self._problem = cause
+            self._connect_failures += 1
+            if state is not None:
+                self._state = state
             self._state_changed.notify_all()
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+    def _diagnose(self) -> str:
+        # On paho's thread, which would only wait out its back-off meanwhile.
+        return diagnose(self.host, self.port, self._tls_context, self._ca_file)
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         with self._lock:
-            first = not self._unreachable_logged
-            self._unreachable_logged = True
-        if first:
-            log.warning(
-                "cannot reach mqtt broker %s:%d; retrying with back-off (finals are spooled)",
-                self.host,
-                self.port,
+            self._connacked = False
+        self._set_will(client)
+
+    def _set_will(self, client: mqtt.Client) -> None:
+        # The broker publishes the will when it notices the loss (up to 1.5 x keepalive
+        # later) and cannot stamp it; so the will says what it knows: `ts` is when this
+        # connection was opened, and `detail` says it is the will (README: MQTT topics).
+        will = Status(
+            device=self.device_id,
+            utt=0,
+            seq=0,
+            state="offline",
+            detail={"cause": "connection lost", "will": True},
+        )
+        client.will_set(self.topics.status, will.to_json(), qos=QOS_FINAL, retain=True)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho passes no exception: find the cause by trying each step again.
+        if self._stopping.is_set():
+            return  # close() waits for this thread: no probe on the way out
+        try:
+            self._failed(self._diagnose())
+        except Exception:
+            log.exception(
+                "mqtt: cannot diagnose a failed connection to %s:%d", self.host, self.port
             )
 
     def _on_disconnect(
@@ -647,6 +736,9 @@ class MqttPublisher:
     ) -> None:
         with self._lock:
             self._commands_ready = False
+            # Closed before any CONNACK: a TLS listener spoken to in plain text says nothing
+            # else.
+            unanswered = not self._connacked and not self._stopping.is_set()
             if self._state is ConnectionState.CONNECTED:
                 if not self._stopping.is_set():
                     log.warning(
@@ -657,6 +749,13 @@ class MqttPublisher:
                     )
                 self._state = ConnectionState.DISCONNECTED
                 self._state_changed.notify_all()
+        if unanswered:
+            try:
+                self._failed(self._diagnose())
+            except Exception:
+                log.exception(
+                    "mqtt: cannot diagnose a closed connection to %s:%d", self.host, self.port
+                )
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
@@ -681,113 +780,37 @@ class MqttPublisher:
             log.error("mqtt broker refused the subscription to %s: %s", self.topics.cmd, reasons)
 
     def _on_command_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
-        with self._lock:
-            listener = self._command_listener
+        payload, retained = bytes(message.payload), bool(message.retain)
+        with self._command_order:
+            with self._lock:
+                listener = self._command_listener
+                if listener is None:
+                    self._hold_command(payload, retained)
+                    return
+            self._deliver_command(listener, payload, retained)
+
+    def _hold_command(self, payload: bytes, retained: bool) -> None:
+        # With self._lock held.
+        if self._listener_was_set or len(self._early_commands) >= EARLY_COMMANDS:
+            self._commands_dropped += 1  # shutting down, or a flood before start-up
+            log.warning(
+                "dropped a %d-byte command on %s: %s",
+                len(payload),
+                self.topics.cmd,
+                "the command server has stopped"
+                if self._listener_was_set
+                else f"{EARLY_COMMANDS} commands already wait for the command server",
+            )
+            return
+        self._early_commands.append((payload, retained))
+        self._state_changed.notify_all()
+
+    def _deliver_command(
+        self, listener: Callable[[bytes, bool], None] | None, payload: bytes, retained: bool
+    ) -> None:
         if listener is None:
             return
         try:
-            listener(message.payload, bool(message.retain))
+            listener(payload, retained)
         except Exception:
-            log.exception("command listener failed on a %d-byte payload", len(message.payload))
-
-
-class CommandServer:
-    """Answers `cmd`: validates each payload, runs `handle(command)` on its own thread,
-    publishes `{"v":1,"id":...,"ok":...}` on `cmd/reply`.
-
-    `handle` returns the reply's `result` (a JSON-serializable dict) or raises; an
-    EdgedError's message goes into the reply, any other exception is logged with its
-    traceback and answered as an internal error. Retained `cmd` messages are ignored.
-    """
-
-    def __init__(
-        self,
-        publisher: MqttPublisher,
-        handle: Callable[[AnyCommand], dict[str, Any] | None],
-        backlog: int = 32,
-    ) -> None:
-        self._publisher = publisher
-        self._handle = handle
-        self._queue: queue.Queue[AnyCommand | None] = queue.Queue(maxsize=backlog)
-        self._thread = threading.Thread(target=self._run, name="edged-cmd", daemon=True)
-        self._lock = threading.Lock()
-        self._counts = {
-            "received": 0,
-            "ignored_retained": 0,
-            "rejected": 0,
-            "busy": 0,
-            "ok": 0,
-            "failed": 0,
-        }
-
-    def start(self) -> None:
-        """Start the worker and subscribe to `cmd` (now, or on the next connect)."""
-        self._thread.start()
-        self._publisher.set_command_listener(self._on_payload)
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until the broker confirmed the `cmd` subscription; True if it did."""
-        return self._publisher.wait_subscribed(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Unsubscribe and stop the worker after the command it is running."""
-        self._publisher.set_command_listener(None)
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    def stats(self) -> dict[str, int]:
-        """How many commands were received, ignored, rejected, refused as busy, ok, failed."""
-        with self._lock:
-            return dict(self._counts)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] += 1
-
-    def _on_payload(self, payload: bytes, retained: bool) -> None:
-        # paho's thread: parsing is bounded by the 4 KiB payload limit, so bad commands are
-        # answered here and never reach the handler.
-        self._count("received")
-        if retained:
-            self._count("ignored_retained")
-            log.info("ignoring a retained command on %s", self._publisher.topics.cmd)
-            return
-        try:
-            command = parse_command(payload)
-        except CommandError as err:
-            self._count("rejected")
-            log.debug("rejected command (id %r): %s", err.request_id, err)
-            self._publisher.publish_reply(reply_error(err.request_id, err.op, str(err)))
-            return
-        try:
-            self._queue.put_nowait(command)
-        except queue.Full:
-            self._count("busy")
-            message = f"busy: {self._queue.maxsize} commands are waiting; try again later"
-            self._publisher.publish_reply(reply_error(command.id, command.op, message))
-
-    def _run(self) -> None:
-        while True:
-            command = self._queue.get()
-            if command is None:
-                return
-            self._publisher.publish_reply(self._execute(command))
-
-    def _execute(self, command: AnyCommand) -> bytes:
-        log.info("command %s (id %r)", command.op, command.id)
-        try:
-            result = self._handle(command)
-            reply = reply_ok(command, result)
-        except EdgedError as err:
-            self._count("failed")
-            log.warning("command %s (id %r) failed: %s", command.op, command.id, err)
-            return reply_error(command.id, command.op, str(err))
-        except Exception as err:
-            self._count("failed")
-            log.exception("command %s (id %r) raised", command.op, command.id)
-            return reply_error(
-                command.id, command.op, f"internal error: {type(err).__name__}: {err}"
-            )
-        self._count("ok")
-        return reply
+            log.exception("command listener failed on a %d-byte payload", len(payload))

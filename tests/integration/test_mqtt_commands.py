@@ -32,8 +32,9 @@ from edged.control import (
     StopPlayback,
     Unmute,
 )
+from edged.control.server import CommandServer
 from edged.errors import EngineError
-from edged.publish.mqtt import CommandServer, MqttPublisher
+from edged.publish.mqtt import ConnectionState, MqttPublisher
 
 mosquitto = mqtt_broker.mosquitto
 
@@ -260,3 +261,75 @@ def test_a_full_backlog_is_refused_as_busy(mosquitto, tmp_path: Path) -> None:
     finally:
         live.device.release.set()
         stop_live(live)
+
+
+def test_a_command_that_arrives_before_the_command_server_is_answered(
+    mosquitto, tmp_path: Path
+) -> None:
+    """After a crash the broker resumes the daemon's session, `cmd` subscription included, and
+    delivers commands right after CONNACK, before the daemon has set up its command server.
+    Those were dropped without a word: the reply that never arrived after a restart."""
+    broker = mosquitto()
+    previous_run = Subscriber(broker, [CMD], qos=0, client_id=f"edged-{DEV}", clean_session=False)
+    previous_run.wait_subscribed()
+    previous_run.client.disconnect()  # gone without unsubscribing, as a killed daemon is
+    previous_run.client.loop_stop()
+    publisher = MqttPublisher(
+        host=broker.host, port=broker.port, device_id=DEV, spool_dir=tmp_path / "spool"
+    )
+    requester = Subscriber(broker, [REPLY])
+    server: CommandServer | None = None
+    try:
+        publisher.start()
+        assert publisher.wait_connected(10)
+        requester.wait_subscribed()
+        requester.publish(CMD, json.dumps({"op": "status", "id": "early"}))
+        assert publisher.wait_commands_waiting(1, 10)  # arrived; no command server yet
+        device = Device()
+        server = CommandServer(publisher, device.handle)
+        server.start()
+        reply = requester.wait_count(1)[0].json()
+        assert (reply["id"], reply["ok"]) == ("early", True)
+        assert publisher.stats()["commands_dropped"] == 0
+    finally:
+        requester.close()
+        if server is not None:
+            server.close()
+        publisher.close(timeout=2)
+
+
+def test_a_reply_made_while_the_broker_is_down_is_sent_on_reconnect(
+    mosquitto, tmp_path: Path
+) -> None:
+    """Replies are not spooled: paho keeps a QoS 1 reply made while disconnected, and the
+    publisher re-sends it after it drops paho's other copies on reconnect."""
+    broker = mosquitto()
+    device = Device()
+    publisher = MqttPublisher(
+        host=broker.host,
+        port=broker.port,
+        device_id=DEV,
+        spool_dir=tmp_path / "spool",
+        reconnect_max=1,
+    )
+    server = CommandServer(publisher, device.handle)
+    requester = Subscriber(broker, [REPLY], client_id="requester", clean_session=False)
+    try:
+        server.start()
+        publisher.start()
+        assert server.wait_ready(10)
+        requester.wait_subscribed()
+        device.release.clear()
+        requester.publish(CMD, json.dumps({"op": "mute", "id": "during"}))
+        assert device.entered.wait(10)  # the handler runs; the broker goes away
+        broker.stop()
+        assert publisher.wait_state(ConnectionState.DISCONNECTED, 10)
+        device.release.set()  # the reply is made while nobody is connected
+        broker.start()
+        reply = requester.wait_count(1, timeout=20)[0].json()
+        assert (reply["id"], reply["ok"]) == ("during", True)
+    finally:
+        device.release.set()
+        requester.close()
+        server.close()
+        publisher.close(timeout=2)

@@ -20,13 +20,16 @@ from pathlib import Path
 
 import mqtt_broker
 import pytest
+import small_disk as disks
 from mqtt_broker import Broker, Received, retained_messages
+from small_disk import fill_disk
 
-from edged.events import AsrFinal
+from edged.events import AsrFinal, utc_now
 from edged.publish.mqtt import ConnectionState, MqttPublisher
 
 mosquitto = mqtt_broker.mosquitto
 subscribers = mqtt_broker.subscribers
+small_disk = disks.small_disk
 
 DEV = "pi-test"
 FINALS = f"edged/{DEV}/asr/final"
@@ -34,7 +37,7 @@ WINDOW = 10  # MqttPublisher's default `inflight`
 
 CHILD = """
 import json, sys
-from edged.events import AsrFinal
+from edged.events import AsrFinal, utc_now
 from edged.publish.mqtt import MqttPublisher
 
 args = json.loads(sys.argv[1])
@@ -53,8 +56,9 @@ sys.stdin.read()  # run until killed
 """
 
 
-def final(i: int) -> AsrFinal:
-    return AsrFinal(device=DEV, utt=i, seq=0, src="en", text=f"final {i}", t0=0.0, t1=1.0, lat_ms=1)
+def final(i: int, words: int = 1) -> AsrFinal:
+    text = " ".join([f"final {i}"] * words)
+    return AsrFinal(device=DEV, utt=i, seq=0, src="en", text=text, t0=0.0, t1=1.0, lat_ms=1)
 
 
 def utts(messages: list[Received]) -> list[int]:
@@ -272,3 +276,83 @@ def test_kill_9_leaves_a_retained_offline_and_a_restart_says_online(
     watcher.wait_for(lambda ms: states(ms)[-1:] == ["online"])
     retained = retained_messages(broker, [status_topic])
     assert [(m.json()["state"], m.retain) for m in retained] == [("online", True)]
+
+
+def test_finals_on_a_64k_disk_are_all_delivered_even_when_it_is_full(
+    mosquitto, subscribers, publisher_factory, small_disk
+) -> None:
+    """The red team's repro: spool_dir on a 64 KiB tmpfs, broker up, 38 finals. Then the
+    disk is filled by someone else: finals are still sent at QoS 1, and counted."""
+    disk = small_disk("64k")
+    broker = mosquitto()
+    sub = logger(subscribers, broker)
+    publisher = publisher_factory(broker, disk / "spool")
+    assert publisher.wait_connected(10)
+    for i in range(38):
+        publisher.publish(final(i, words=30))
+    assert publisher.flush(20), publisher.stats()
+    assert utts(sub.wait_count(38)) == list(range(38))
+    assert publisher.stats()["finals_not_durable"] == 0  # 38 finals fit in 64 KiB
+
+    publisher.close()  # a restart on a disk someone else filled meanwhile
+    fill_disk(disk)
+    publisher = publisher_factory(broker, disk / "spool")
+    assert publisher.wait_connected(10)
+    for i in range(38, 76):
+        publisher.publish(final(i, words=30))
+    got = wait_through_sentinel(sub, publisher, 76)
+    assert utts(got) == list(range(77))
+    stats = publisher.stats()
+    assert stats["finals_not_durable"] >= 1, stats
+    assert (stats["finals_sent"], stats["finals_dropped"], stats["finals_in_memory"]) == (39, 0, 0)
+
+
+def test_a_disk_filled_during_an_outage_then_freed_recovers(
+    mosquitto, subscribers, publisher_factory, small_disk
+) -> None:
+    disk = small_disk("64k")
+    broker = mosquitto()
+    sub = logger(subscribers, broker)
+    broker.stop()
+    publisher = publisher_factory(broker, disk / "spool")
+    filler = fill_disk(disk)
+    for i in range(20):
+        publisher.publish(final(i, words=30))
+    assert publisher.stats()["finals_in_memory"] >= 10
+    filler.unlink()  # space returns: the next final takes the ones held in memory to disk
+    publisher.publish(final(20, words=30))
+    assert publisher.stats()["finals_in_memory"] == 0
+    assert publisher.pending() == 21
+    broker.start()
+    got = wait_through_sentinel(sub, publisher, 21)
+    assert utts(got) == list(range(22))
+    assert not any(m.dup for m in got)
+
+
+def test_the_last_will_says_it_is_one_and_is_dated_by_its_connection(
+    mosquitto, subscribers, children, tmp_path: Path
+) -> None:
+    """The broker publishes the will when it notices the loss and cannot date it; the will was
+    stamped when the client was built, hours before on a long-running daemon. Now each
+    connection carries its own will, dated when it opened, and says it is the will."""
+    broker = mosquitto()
+    status_topic = f"edged/{DEV}/status"
+    watcher = subscribers(broker, [status_topic])
+    watcher.wait_subscribed()
+    daemon = children(broker, tmp_path / "spool", first=0, count=0, connect=True)
+    daemon.wait_ready()
+    watcher.wait_for(lambda ms: any(m.json()["state"] == "online" for m in ms))
+    broker.stop()
+    reopened_after = utc_now()  # the daemon's next connection opens after this
+    broker.start()
+
+    def online_again(messages: list[Received]) -> bool:
+        return any(
+            m.json()["state"] == "online" and m.json()["ts"] >= reopened_after for m in messages
+        )
+
+    watcher.wait_for(online_again, timeout=20)
+    daemon.kill()
+    will = watcher.wait_for(lambda ms: ms[-1].json()["state"] == "offline")[-1].json()
+    assert will["detail"] == {"cause": "connection lost", "will": True}
+    assert will["ts"] >= reopened_after

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mqtt_broker
 import pytest
-from mqtt_broker import Broker, free_port, retained_messages
+from mqtt_broker import Broker, free_port, make_certificates, retained_messages
 
 from edged.errors import ConfigError
 from edged.events import (
@@ -184,30 +184,6 @@ def test_refused_connection_is_not_connected_and_says_why(
     assert publisher.wait_connected(10)
     publisher.publish(one_of_each()[3])
     assert sub.wait_count(1)[0].json()["text"] == "hello"
-
-
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for DNS:localhost and a client certificate (EC keys)."""
-    files = {name: directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key")}
-    files |= {"client.crt": directory / "client.crt", "client.key": directory / "client.key"}
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]),
-            "-subj", "/CN=edged test CA", "-days", "2")  # fmt: skip
-    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=edged-client")):
-        csr = directory / f"{name}.csr"
-        openssl(
-            "req", *ec, "-keyout", str(files[f"{name}.key"]), "-out", str(csr), "-subj", subject
-        )
-        ext = directory / f"{name}.ext"
-        ext.write_text("subjectAltName=DNS:localhost\n" if name == "server" else "")
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca.crt"]),
-                "-CAkey", str(files["ca.key"]), "-CAcreateserial", "-days", "2",
-                "-out", str(files[f"{name}.crt"]), "-extfile", str(ext))  # fmt: skip
-    return files
 
 
 def test_tls_with_a_client_certificate(mosquitto, subscribers, publishers, tmp_path: Path) -> None:

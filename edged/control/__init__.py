@@ -1,4 +1,5 @@
-"""Commands from the outside (MQTT `cmd`): parsing, validation and the reply format.
+"""Commands from the outside (MQTT `cmd`): parsing, validation and the reply format;
+`edged.control.server` runs them (CommandServer).
 
 Pure functions and frozen dataclasses, no I/O: `parse_command()` turns a payload into one
 typed `Command` or raises `CommandError` naming the problem; whoever owns the pipeline
@@ -310,14 +311,6 @@ def _build(obj: dict[str, Any], rid: RequestId, op_name: object) -> AnyCommand:
         raise CommandError(f"field {missing[0]!r} is missing for op '{op}'")
     command: AnyCommand = cls(id=rid, **build(obj))  # type: ignore[assignment]
     return command
-
-
-def request_id_of(payload: bytes) -> RequestId:
-    """The `id` of a payload if one can be read from it, else None (for error replies)."""
-    try:
-        return _request_id(_decode(payload))
-    except CommandError:
-        return None
 
 
 def _reply(request_id: RequestId, op: str | None, body: dict[str, Any]) -> bytes:
