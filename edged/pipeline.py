@@ -29,6 +29,7 @@ import numpy as np
 from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable, SpeechTranslator
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk, AudioSink, AudioSource, Speaker
 from edged.bus import EventBus
+from edged.control import MAX_SPEAK_CHARS
 from edged.errors import EdgedError
 from edged.events import (
     AsrFinal,
@@ -49,7 +50,6 @@ _END = object()  # end-of-stream marker passed down the queues
 _ENDPOINT = object()  # close the current utterance now
 _RELEASE = object()  # push-to-talk released: close the utterance, stop listening
 
-MAX_SPEAK_CHARS = 400  # a `speak` command's text; longer is refused, not truncated
 MAX_SPEAK_SECONDS = 30.0  # audio one `speak` command may play
 SPEAK_QUEUE = 4  # `speak` commands waiting; more are refused
 SPEECH_QUEUE = 6  # translations waiting to be spoken; the oldest is dropped (announced)

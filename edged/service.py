@@ -332,15 +332,16 @@ class Daemon:
         }
 
     def status(self) -> dict[str, Any]:
-        return (
-            {
-                "state": self._state,
-                "uptime_s": round(time.monotonic() - self._started, 1),
-                "session": self.session.id,
-            }
-            | self._detail
-            | self._settings_detail()
-        )
+        out = {
+            "state": self._state,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "session": self.session.id,
+        }
+        out |= self._detail | self._settings_detail()
+        problem = self.mqtt.problem if self.mqtt is not None else None
+        if problem:  # why the broker is not reachable, in words (the page, a status reply)
+            out["mqtt"] = problem
+        return out
 
     def metrics(self) -> dict[str, Any]:
         pipeline = self.pipeline
@@ -504,8 +505,15 @@ class Daemon:
                     pipeline.pause()
                 case control.Resume():
                     pipeline.resume()
-                case control.PttStart():
-                    pipeline.ptt_start(getattr(command, "lang", None))
+                case control.SetConversation(languages=languages):
+                    self._set_conversation(generation, pipeline, languages)
+                case control.PttStart(lang=lang):
+                    if lang is not None and lang not in pipeline.settings.candidates:
+                        raise ConfigError(
+                            f"lang '{lang}' is not one of the languages "
+                            f"{list(pipeline.settings.candidates)}"
+                        )
+                    pipeline.ptt_start(lang)
                 case control.PttStop():
                     pipeline.ptt_stop()
                 case control.Mute():
@@ -523,6 +531,23 @@ class Daemon:
                     return self.status() | {"metrics": self.metrics()}
         self._set_state(self._state, self._detail)  # retained status shows the change
         return self.status()
+
+    def _set_conversation(
+        self, generation: Generation, pipeline: Pipeline, languages: tuple[str, ...]
+    ) -> None:
+        """Conversation on (every pair among `languages` routed; each needs a voice) or
+        off (back to the configured candidates and targets)."""
+        if languages:
+            self._check_routes(generation, languages, languages, "languages")
+            voices = generation.engines.voices
+            if voices is not None:
+                mute = [lang for lang in languages if not voices.speaks(lang)]
+                if mute:
+                    raise ConfigError(f"no voice for {', '.join(mute)}")
+        else:
+            s = pipeline.settings
+            self._check_routes(generation, s.languages, s.targets)
+        pipeline.update_settings(conversation=languages)
 
     def _check_routes(
         self,

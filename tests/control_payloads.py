@@ -20,7 +20,6 @@ from edged.langs import LANGUAGES, normalize_lang
 NO_FIELD_OPS = [
     Op.PAUSE,
     Op.RESUME,
-    Op.PTT_START,
     Op.PTT_STOP,
     Op.MUTE,
     Op.UNMUTE,
@@ -31,6 +30,8 @@ FIELDS = {
     Op.SET_SOURCE: {"languages"},
     Op.SET_TARGETS: {"targets", "speak"},
     Op.SPEAK: {"text", "lang"},
+    Op.SET_CONVERSATION: {"languages"},
+    Op.PTT_START: {"lang"},
 }
 
 
@@ -97,6 +98,11 @@ def valid_commands(draw: st.DrawFn) -> dict[str, Any]:
     elif op is Op.SPEAK:
         obj["text"] = draw(speak_text)
         obj["lang"] = draw(good_lang)
+    elif op is Op.SET_CONVERSATION:
+        pair = draw(st.lists(good_lang, min_size=2, max_size=4, unique=True))
+        obj["languages"] = draw(st.sampled_from([pair, []]))
+    elif op is Op.PTT_START and draw(st.booleans()):
+        obj["lang"] = draw(good_lang)
     return obj
 
 
@@ -108,7 +114,7 @@ def broken_objects(draw: st.DrawFn) -> Malformed:
     op = Op(obj["op"])
     fields = FIELDS.get(op, set())
     kinds = ["missing_op", "op_type", "unknown_op", "unknown_field", "bad_v"]
-    if fields:
+    if op in (Op.SET_SOURCE, Op.SET_TARGETS, Op.SPEAK):  # the others' fields may be absent
         kinds += ["wrong_type", "bad_lang"]
     if op in (Op.SET_SOURCE, Op.SET_TARGETS):
         kinds += ["too_many", "duplicate", "empty_list"]

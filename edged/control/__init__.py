@@ -29,7 +29,7 @@ MAX_PAYLOAD_BYTES = 4096
 MAX_ID_CHARS = 128
 MAX_SOURCE_LANGUAGES = 8
 MAX_TARGETS = 8
-MAX_SPEAK_CHARS = 1000
+MAX_SPEAK_CHARS = 400  # a `speak` command's text; the pipeline refuses longer too
 
 RequestId = str | int | None
 
@@ -48,6 +48,7 @@ class Op(StrEnum):
 
     SET_SOURCE = "set_source"
     SET_TARGETS = "set_targets"
+    SET_CONVERSATION = "set_conversation"
     PAUSE = "pause"
     RESUME = "resume"
     PTT_START = "ptt_start"
@@ -76,6 +77,14 @@ class SetSource(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SetConversation(Command):
+    """Conversation mode on with these languages (two or more), or off (none)."""
+
+    op: ClassVar[Op] = Op.SET_CONVERSATION
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SetTargets(Command):
     """Set the target languages; `speak` names the one spoken aloud (None: leave as is)."""
 
@@ -100,9 +109,10 @@ class Resume(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class PttStart(Command):
-    """Push-to-talk pressed: everything until `ptt_stop` is one utterance."""
+    """Push-to-talk pressed: listen until `ptt_stop`; `lang` fixes the turn's language."""
 
     op: ClassVar[Op] = Op.PTT_START
+    lang: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +162,7 @@ class QueryStatus(Command):
 AnyCommand = (
     SetSource
     | SetTargets
+    | SetConversation
     | Pause
     | Resume
     | PttStart
@@ -210,6 +221,21 @@ def _set_targets(fields: dict[str, Any]) -> dict[str, Any]:
     return {"targets": targets, "speak": speak}
 
 
+def _set_conversation(fields: dict[str, Any]) -> dict[str, Any]:
+    value = fields["languages"]
+    if value == []:
+        return {"languages": ()}  # off
+    languages = _lang_list(value, "languages", MAX_SOURCE_LANGUAGES)
+    if len(languages) < 2:
+        raise CommandError("field 'languages' needs two or more languages, or none to end it")
+    return {"languages": languages}
+
+
+def _ptt_start(fields: dict[str, Any]) -> dict[str, Any]:
+    lang = fields.get("lang")
+    return {"lang": None if lang is None else _lang(lang, "lang")}
+
+
 def _speak(fields: dict[str, Any]) -> dict[str, Any]:
     return {"text": _text(fields["text"], "text"), "lang": _lang(fields["lang"], "lang")}
 
@@ -225,7 +251,13 @@ _SPEC: dict[Op, tuple[type[Command], frozenset[str], frozenset[str], Callable[..
     Op.SPEAK: (Speak, frozenset({"text", "lang"}), frozenset(), _speak),
     Op.PAUSE: (Pause, frozenset(), frozenset(), _no_fields),
     Op.RESUME: (Resume, frozenset(), frozenset(), _no_fields),
-    Op.PTT_START: (PttStart, frozenset(), frozenset(), _no_fields),
+    Op.SET_CONVERSATION: (
+        SetConversation,
+        frozenset({"languages"}),
+        frozenset(),
+        _set_conversation,
+    ),
+    Op.PTT_START: (PttStart, frozenset(), frozenset({"lang"}), _ptt_start),
     Op.PTT_STOP: (PttStop, frozenset(), frozenset(), _no_fields),
     Op.MUTE: (Mute, frozenset(), frozenset(), _no_fields),
     Op.UNMUTE: (Unmute, frozenset(), frozenset(), _no_fields),

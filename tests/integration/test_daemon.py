@@ -495,3 +495,17 @@ def test_set_source_can_add_a_language_only_whispers_translation_serves(
     assert reply["ok"], reply  # it->en and de->en: Whisper's speech->English
     assert reply["result"]["languages"] == ["it", "de"]
     assert ask({"op": "set_source", "id": 22, "languages": ["en", "es", "de", "fr"]})["ok"]
+
+
+def test_conversation_is_switched_on_changed_and_off_by_command(live_daemon: LiveDaemon) -> None:
+    ask = lambda obj: live_daemon.ask(json.dumps(obj).encode())  # noqa: E731
+    on = ask({"op": "set_conversation", "id": 30, "languages": ["en", "es"]})
+    assert on["ok"] and on["result"]["conversation"] == ["en", "es"], on
+    assert ask({"op": "ptt_start", "id": 31, "lang": "es"})["ok"]
+    assert ask({"op": "ptt_stop", "id": 32})["ok"]
+    wrong = ask({"op": "ptt_start", "id": 33, "lang": "de"})
+    assert not wrong["ok"] and "not one of the languages" in wrong["error"]
+    changed = ask({"op": "set_conversation", "id": 34, "languages": ["es", "fr"]})
+    assert changed["ok"] and changed["result"]["conversation"] == ["es", "fr"], changed
+    off = ask({"op": "set_conversation", "id": 35, "languages": []})
+    assert off["ok"] and off["result"]["conversation"] is None

@@ -107,8 +107,8 @@ def test_too_many_targets_and_too_long_text() -> None:
     nine = ["en", "es", "de", "fr", "it", "pt", "nl", "sv", "da"]
     err = refuse(encode({"op": "set_targets", "targets": nine, "id": 1}))
     assert "9 languages; at most 8" in str(err)
-    err = refuse(encode({"op": "speak", "text": "a" * 1001, "lang": "en", "id": 2}))
-    assert "1001 characters; at most 1000" in str(err)
+    err = refuse(encode({"op": "speak", "text": "a" * 401, "lang": "en", "id": 2}))
+    assert "401 characters; at most 400" in str(err)
     assert err.request_id == 2
     assert err.op == "speak"
 
@@ -167,3 +167,17 @@ def test_valid_commands_parse_and_keep_their_id(obj: dict, rid: str | int | None
     command = parse_command(encode(obj))
     assert command.op == obj["op"]
     assert command.id == rid
+
+
+def test_set_conversation_and_a_push_to_talk_language() -> None:
+    from edged.control import PttStart, SetConversation
+
+    got = parse_command(encode({"op": "set_conversation", "languages": ["EN", "es"]}))
+    assert got == SetConversation(languages=("en", "es"))
+    assert parse_command(b'{"op": "set_conversation", "languages": []}') == SetConversation(
+        languages=()
+    )
+    assert "two or more" in str(refuse(b'{"op": "set_conversation", "languages": ["en"]}'))
+    assert parse_command(b'{"op": "ptt_start", "lang": "ES"}') == PttStart(lang="es")
+    assert parse_command(b'{"op": "ptt_start"}') == PttStart(lang=None)
+    assert "unknown language code" in str(refuse(b'{"op": "ptt_start", "lang": "zz"}'))
