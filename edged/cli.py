@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         parents=[common],
         help="measure latency, throughput, memory and quality on recordings",
-        description="Feed recordings (default: the bundled set) through the pipeline paced in "
-        "real time and write bench.json, bench.md and plots; --compare adds the naive "
-        "VAD-then-transcribe alternative side by side.",
+        description="Feed a recording (--set bundled, realspeech or conversation, or your "
+        "own) through the pipeline paced in real time and write bench.json, bench.md and "
+        "plots; --compare naive,offline adds the VAD-then-transcribe pipeline and the "
+        "offline Whisper baseline side by side.",
     )
     add_bench_arguments(bench)
     return parser

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from edged.bench_set import BuiltSet, build_set
+from edged.bench.sets import BuiltSet, build_set
 
 pytestmark = pytest.mark.slow
 

@@ -12,14 +12,8 @@ import pytest
 
 from edged.asr import Hypothesis, HypothesisKind
 from edged.audio import AudioChunk
-from edged.bench import (
-    CaptureSink,
-    Recorder,
-    SegmentRecognizer,
-    TimedSource,
-    add_arguments,
-    bench_config,
-)
+from edged.bench.command import add_arguments, bench_config
+from edged.bench.live import CaptureSink, Recorder, SegmentRecognizer, TimedSource
 from edged.config import Config
 from edged.errors import ConfigError
 from edged.events import AsrFinal, TtsStart

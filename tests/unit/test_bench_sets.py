@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edged.audio.wav import read_wav
-from edged.bench_set import DEFAULT_SPEC, build_set, load_manifest, parse_manifest
+from edged.bench.manifest import load_manifest, parse_manifest
+from edged.bench.sets import DEFAULT_SPEC, build_set
 from edged.errors import ConfigError
 
 
