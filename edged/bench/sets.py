@@ -4,7 +4,8 @@
   the speech lies in each, transcripts, references), concatenated with silences;
 - `realspeech`: every clip of ../shared/data/realspeech/manifest.tsv in a language Whisper
   base handles, one after another with pauses of 0.8-1.6 s; where the speech lies in each
-  clip is found with the silero VAD (the whole clip where it finds none);
+  clip is found with the silero VAD, or by energy where silero finds too little speech
+  for the transcript (it misses whispered and falsetto speech);
 - `conversation` (conversation.py): alternating en/es turns for language identification.
 
 Each builder writes the WAV and its manifest.json (manifest.py) into the output folder.
@@ -242,6 +243,28 @@ def speech_bounds(samples: np.ndarray, vad_model: Path) -> tuple[float, float] |
     return segments[0][0] / SAMPLE_RATE, min(segments[-1][1], len(samples)) / SAMPLE_RATE
 
 
+def min_speech_s(transcript: str, language: str) -> float:
+    """The least time `transcript` can take to say (0.12 s a word, 0.06 s a character
+    where words are not space-separated): a VAD span shorter than that missed speech."""
+    if language in ("ja", "zh", "th", "ko"):
+        return 0.06 * len(transcript.replace(" ", ""))
+    return 0.12 * len(transcript.split())
+
+
+def energy_bounds(samples: np.ndarray, frame: int = 160) -> tuple[float, float]:
+    """First and last 10 ms frame whose RMS is 12 dB over the clip's noise floor (its 10th
+    percentile frame) and within 45 dB of its loudest: where the sound of speech lies."""
+    n = len(samples) // frame
+    if n == 0:
+        return 0.0, len(samples) / SAMPLE_RATE
+    rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    threshold = max(4.0 * float(np.percentile(rms, 10)), float(rms.max()) * 10 ** (-45 / 20))
+    loud = np.flatnonzero(rms > threshold)
+    if len(loud) == 0:
+        return 0.0, len(samples) / SAMPLE_RATE
+    return float(loud[0] * frame / SAMPLE_RATE), float((loud[-1] + 1) * frame / SAMPLE_RATE)
+
+
 def build_realspeech(
     out_dir: Path,
     data_dir: Path,
@@ -275,7 +298,10 @@ def build_realspeech(
         samples, rate = read_wav(path)
         audio = to_pipeline_format(samples, rate)
         sources[clip.file] = hashlib.sha256(path.read_bytes()).hexdigest()
-        bounds = speech_bounds(audio, vad_model) or (0.0, len(audio) / SAMPLE_RATE)
+        bounds = speech_bounds(audio, vad_model)
+        if bounds is None or bounds[1] - bounds[0] < min_speech_s(clip.transcript, clip.language):
+            # silero misses whispered and falsetto speech: fall back on the energy
+            bounds = energy_bounds(audio)
         offset = position / SAMPLE_RATE
         utterances.append(
             {
