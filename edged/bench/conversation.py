@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -178,9 +179,16 @@ def build_conversation(
     pieces: dict[str, list[Turn]] = {lang: [] for lang in LANGUAGES}
     shorts: dict[str, list[Turn]] = {lang: [] for lang in LANGUAGES}
     checksums: dict[str, str] = {}
+    # with --limit, only as many turns of each language as the limit uses
+    needed = math.ceil(limit / 2) + 1 if limit else None
     for uid, language, transcript, path in sources:
-        have = len(whole[language]) + len(pieces[language])
-        if language != "es" and have > len(whole["es"]) + len(pieces["es"]) + 2:
+        have = len(whole[language]) + len(pieces[language]) + len(shorts[language])
+        if language == "es":
+            enough = needed is not None and have >= needed
+        else:
+            spanish = len(whole["es"]) + len(pieces["es"]) + len(shorts["es"])
+            enough = have >= (needed or spanish) + 2
+        if enough:
             continue
         if not path.is_file():
             raise ConfigError(f"conversation set: clip {path} not found")
