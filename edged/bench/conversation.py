@@ -187,7 +187,7 @@ def build_conversation(
             enough = needed is not None and have >= needed
         else:
             spanish = len(whole["es"]) + len(pieces["es"]) + len(shorts["es"])
-            enough = have >= (needed or spanish) + 2
+            enough = have >= (needed if needed is not None else spanish + 2)
         if enough:
             continue
         if not path.is_file():
