@@ -62,10 +62,12 @@ class Recorder:
 
 class CaptureSink:
     """An AudioSink keeping the synthesized speech of each utterance and when its first
-    samples were handed over to be played (nothing is played)."""
+    samples were handed over to be played (nothing is played). A soak keeps only the
+    times (`keep_audio=False`): an hour of speech held would look like a leak in RSS."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, keep_audio: bool = True) -> None:
         self._recorder = recorder
+        self._keep = keep_audio
         self.audio: dict[int, list[np.ndarray]] = {}
         self.first_audio: dict[int, float] = {}  # utterance -> monotonic time of first play
         self.sample_rate = 0
@@ -74,7 +76,8 @@ class CaptureSink:
         utt = self._recorder.speaking
         self.first_audio.setdefault(utt, time.monotonic())
         self.sample_rate = sample_rate
-        self.audio.setdefault(utt, []).append(np.asarray(samples, np.float32))
+        if self._keep:
+            self.audio.setdefault(utt, []).append(np.asarray(samples, np.float32))
 
     def close(self) -> None:
         pass
@@ -301,7 +304,8 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
         engines = dataclasses.replace(engines, recognizer=SegmentRecognizer(engines.recognizer))
     source = TimedSource(LoopSource(audio, plan.repeats, plan.realtime, plan.tail_silence))
     recorder = Recorder()
-    sink = CaptureSink(recorder) if config.tts.enabled else None
+    soak = plan.repeats > 1
+    sink = CaptureSink(recorder, keep_audio=not soak) if config.tts.enabled else None
     # --gate-tail reproduces the daemon's half-duplex muting as if the sink were a speaker.
     half_duplex = config.playback.gate_tail > 0
     pipeline = build_pipeline(prepared, engines, source, sink, [recorder], half_duplex=half_duplex)
@@ -353,10 +357,11 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
         rss=rss,
     )
     try:
+        if sink is not None:
+            record.first_audio = dict(sink.first_audio)
         if sink is not None and sink.audio:
             record.tts_rate = sink.sample_rate
             record.tts_audio = {utt: np.concatenate(parts) for utt, parts in sink.audio.items()}
-            record.first_audio = dict(sink.first_audio)
             if plan.back_transcribe:
                 speak = config.tts.speak or config.mt.targets[0]
                 record.heard = transcribe_back(

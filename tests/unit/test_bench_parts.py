@@ -186,3 +186,11 @@ def test_fast_and_conversation_options() -> None:
     assert pair.asr.languages == ("es", "en") and pair.mt.targets == ("es", "en")
     with pytest.raises(ConfigError, match="two or more"):
         bench_config(Config(), _args("--conversation", "es"), Path("x.wav"))
+
+
+def test_a_soak_keeps_when_speech_sounded_but_not_the_speech() -> None:
+    recorder = Recorder()
+    sink = CaptureSink(recorder, keep_audio=False)
+    recorder.publish(TtsStart(device="d", utt=2, seq=1, lang="en", voice="v", text="x", lat_ms=1))
+    sink.play(np.ones(4, np.float32), 16000)
+    assert sink.audio == {} and set(sink.first_audio) == {2}
