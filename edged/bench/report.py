@@ -5,6 +5,7 @@ plus each run's events (events-MODE.jsonl) and synthesized speech (tts-MODE.wav)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -466,6 +467,9 @@ def plot_timeline(
     origin = main.arrivals[0] - main.ends[0] / 16000
     # a long set (realspeech, a soak) is shown for its first TIMELINE_S seconds only
     duration = min(main.ends[-1] / 16000, TIMELINE_S)
+    records = {mode: _until(r, duration) for mode, r in records.items()}
+    main = records[main_mode]
+    manifest = Manifest(tuple(u for u in manifest.utterances if u.t0 < duration))
     targets = report["settings"]["targets"]
     n_rows = 4 + (len(records) > 1)
     fig, axes = plt.subplots(
@@ -516,6 +520,13 @@ def plot_timeline(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _until(record: Any, seconds: float) -> Any:
+    """The record with only the events received in its first `seconds`."""
+    origin = record.arrivals[0] - record.ends[0] / 16000
+    kept = [(rx, e) for rx, e in record.received if rx - origin <= seconds]
+    return dataclasses.replace(record, received=kept)
 
 
 def _events_rows(
