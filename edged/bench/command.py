@@ -209,8 +209,13 @@ def choose_set(args: argparse.Namespace, config: Config) -> BenchSet:
             out, args.realspeech or sets.DEFAULT_REALSPEECH_DIR, vad, languages, args.limit
         )
     else:
-        from edged.bench.conversation import build_conversation
+        from edged.bench.conversation import LANGUAGES, build_conversation
 
+        if languages and set(languages) != set(LANGUAGES):
+            raise ConfigError(
+                f"the conversation set is {' and '.join(LANGUAGES)}: pass --from en --from es "
+                f"(not {' '.join(languages)}), or your own --audio/--manifest"
+            )
         whisper = store.bundle_path(catalogue, models_dir, config.asr.whisper.bundle)
         built = build_conversation(
             out,
