@@ -22,6 +22,7 @@ from edged.bench.metrics import (
     silence_cpu,
     spell_numbers,
     summarise,
+    utterance_starts,
     utterance_texts,
     word_errors,
 )
@@ -74,7 +75,7 @@ def analyse(record: RunRecord, manifest: Manifest, targets: tuple[str, ...]) -> 
         "latency_ms": latency,
         "mt_latency_by_engine_ms": by_engine,
         "event_lat_ms": event_lat,
-        "repeated_previous_final": repeated_previous(received),
+        "repeated_previous_final": repeated_previous(received, utterance_starts(results)),
         "rejected_finals": rejected_finals(received),
         "no_final": [r.id for r in results if not r.final],
         "flicker": {

@@ -2,9 +2,9 @@
 real recordings, for language-identification accuracy (`edged bench --set conversation`).
 
 Turns alternate between the languages with pauses of 0.6-1.5 s. They are cut from the
-real-speech clips (../shared/data/realspeech) and the speech clips
-(../shared/data/speech) at word boundaries found by Whisper's word timestamps
-(faster-whisper, beam 5, language given): a clip of up to MAX_TURN_S is one turn (its
+speech clips (../shared/data/speech) and the real-speech clips (../shared/data/realspeech;
+those short enough for one turn first) at word boundaries found by Whisper's word
+timestamps (faster-whisper, beam 5, language given): a clip of up to MAX_TURN_S is one turn (its
 reference is the clip's transcript); a longer one is cut at pauses between words into turns
 of at most MAX_TURN_S (their reference is Whisper's own words: good enough to score
 language ID, not a transcript to score WER by). Every third turn of a language is short:
@@ -164,11 +164,13 @@ def build_conversation(
     from edged.audio.wav import read_wav
 
     sources: list[tuple[str, str, str, Path]] = []  # id, language, transcript, path
-    for c in read_clips(realspeech_dir / "manifest.tsv"):
-        if c.language in LANGUAGES:
-            sources.append((Path(c.file).stem, c.language, c.transcript, realspeech_dir / c.file))
     for name, (language, transcript) in SPEECH_CLIPS.items():
         sources.append((Path(name).stem, language, transcript, speech_dir / name))
+    clips = [c for c in read_clips(realspeech_dir / "manifest.tsv") if c.language in LANGUAGES]
+    # clips short enough to be one turn (with their real transcripts) before long readings
+    clips.sort(key=lambda c: c.duration > MAX_TURN_S)
+    for c in clips:
+        sources.append((Path(c.file).stem, c.language, c.transcript, realspeech_dir / c.file))
     # Spanish is the scarcer language: take all of it, then only as much English as the
     # alternation uses (each clip costs a Whisper decode the first time).
     sources.sort(key=lambda s: s[1] != "es")

@@ -17,6 +17,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from functools import partial
 from typing import Any
 
@@ -659,7 +660,8 @@ def spell_numbers(hypothesis: str, reference: str, language: str) -> str:
 
 # --- what the issue's goals name ----------------------------------------------------------
 
-CER_LANGUAGES = ("ja", "zh", "th", "ko")  # written without spaces between words: scored by CER
+CER_LANGUAGES = ("ja", "zh", "th", "ko")
+GENUINE_RATIO = 0.75  # see repeated_previous  # written without spaces between words: scored by CER
 
 
 def error_rate(scores: dict[str, Any], language: str) -> float | None:
@@ -667,31 +669,60 @@ def error_rate(scores: dict[str, Any], language: str) -> float | None:
     return scores.get("cer" if language in CER_LANGUAGES else "wer")
 
 
-def repeated_previous(received: Sequence[Received]) -> dict[str, Any]:
+def repeated_previous(
+    received: Sequence[Received], said: dict[int, str] | None = None
+) -> dict[str, Any]:
     """Partials of an utterance that repeat the previous utterance's final: their text,
     normalised, equals that final or begins with it (the previous final used as a decoder
-    prompt leaking into the next utterance). Genuine repeats by the speaker count too; the
-    benchmark sets have none."""
+    prompt leaking into the next utterance).
+
+    `said`: for a pipeline utterance that begins a manifest utterance, that utterance's
+    reference. A repeat is genuine, and not counted, when the reference begins with words
+    like the previous final's (SequenceMatcher ratio >= GENUINE_RATIO: the final may be
+    misrecognised): the speaker said it again. A pipeline utterance that continues a
+    manifest utterance (the VAD split it) never repeats genuinely here."""
     by_utt: dict[int, list[Event]] = {}
     for r in received:
         by_utt.setdefault(r.event.utt, []).append(r.event)
     previous = ""
     hits: dict[int, int] = {}
+    genuine = 0
     examples: list[dict[str, Any]] = []
     for utt in sorted(by_utt):
         events = by_utt[utt]
-        if previous:
-            for e in events:
-                if isinstance(e, AsrPartial):
-                    text = normalise(e.text)
-                    if text == previous or text.startswith(previous + " "):
-                        hits[utt] = hits.get(utt, 0) + 1
-                        if len(examples) < 10:
-                            examples.append({"utt": utt, "previous": previous, "partial": e.text})
+        reference = normalise((said or {}).get(utt, ""))
+        for e in events if previous else ():
+            if not isinstance(e, AsrPartial):
+                continue
+            text = normalise(e.text)
+            if text != previous and not text.startswith(previous + " "):
+                continue
+            start = reference[: len(previous)]
+            if start and SequenceMatcher(None, previous, start).ratio() >= GENUINE_RATIO:
+                genuine += 1
+                continue
+            hits[utt] = hits.get(utt, 0) + 1
+            if len(examples) < 10:
+                examples.append({"utt": utt, "previous": previous, "partial": e.text})
         finals = [normalise(e.text) for e in events if is_final(e)]  # type: ignore[attr-defined]
         if finals and finals[-1]:
             previous = finals[-1]
-    return {"partials": sum(hits.values()), "utterances": len(hits), "examples": examples}
+    return {
+        "partials": sum(hits.values()),
+        "utterances": len(hits),
+        "genuine_repeats": genuine,
+        "examples": examples,
+    }
+
+
+def utterance_starts(results: Sequence[UtteranceResult]) -> dict[int, str]:
+    """The pipeline utterance that begins each manifest utterance, and its reference (the
+    `said` of repeated_previous)."""
+    starts: dict[int, str] = {}
+    for r in results:
+        if r.utts:
+            starts.setdefault(r.utts[0], r.reference)  # a merge: the first one began it
+    return starts
 
 
 def rejected_finals(received: Iterable[Received]) -> dict[str, int]:

@@ -137,6 +137,11 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
             [
                 f"{r['repeated_previous_final']['partials']} "
                 f"({r['repeated_previous_final']['utterances']})"
+                + (
+                    f"; {n} said again by the speaker, not counted"
+                    if (n := r["repeated_previous_final"].get("genuine_repeats"))
+                    else ""
+                )
                 for r in runs
             ],
         )

@@ -178,6 +178,7 @@ class Clip:
     file: str
     language: str
     transcript: str
+    duration: float = 0.0  # seconds, as the manifest gives it (0: not given)
 
 
 def read_clips(manifest_tsv: Path) -> list[Clip]:
@@ -194,7 +195,11 @@ def read_clips(manifest_tsv: Path) -> list[Clip]:
     for i, row in enumerate(rows, start=2):
         if not row.get("file") or not row.get("language") or not (row.get("transcript") or ""):
             raise ConfigError(f"{manifest_tsv}: line {i}: needs file, language and transcript")
-        clips.append(Clip(row["file"], row["language"], _unquote(row["transcript"])))
+        try:
+            duration = float(row.get("duration_s") or 0.0)
+        except ValueError as exc:
+            raise ConfigError(f"{manifest_tsv}: line {i}: duration_s is not a number") from exc
+        clips.append(Clip(row["file"], row["language"], _unquote(row["transcript"]), duration))
     if not clips:
         raise ConfigError(f"{manifest_tsv}: no clips")
     return clips

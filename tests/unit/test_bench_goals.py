@@ -23,6 +23,7 @@ from edged.bench.metrics import (
     rejected_finals,
     repeated_previous,
     spell_numbers,
+    utterance_starts,
     utterance_texts,
 )
 from edged.events import AsrFinal, AsrPartial, MtFinal
@@ -90,6 +91,34 @@ def test_partials_that_repeat_the_previous_final_are_counted() -> None:
         "partial": "Turn on the living room light",
     }
     assert repeated_previous(stream[:1] + stream[3:5])["partials"] == 0
+
+
+def test_a_speaker_saying_the_previous_words_again_is_not_a_leak() -> None:
+    m = manifest(
+        ("a", "en", "but um montreal forced aligner", 1.0, 2.5),
+        ("b", "en", "montreal forced aligner i hardly know her", 4.0, 6.0),
+        ("c", "en", "he was not an ill disposed young man and so on and so on", 8.0, 14.0),
+        ("d", "en", "unless to be rather cold hearted", 16.0, 18.0),
+    )  # fmt: skip
+    stream = [
+        at(3.0, final(1, "Montreal Forest Liner.", 0.9, 2.5)),  # misheard, and said again:
+        at(5.0, partial(2, "Montreal Forest Liner. I hardly", 3.9, 4.9)),  # genuine
+        at(6.5, final(2, "Montreal forced aligner, I hardly know her.", 3.9, 6.0)),
+        at(10.0, final(3, "He was not an ill-disposed young man.", 7.9, 9.9)),
+        # the VAD split c: its second part cannot genuinely repeat the first
+        at(11.0, partial(4, "He was not an ill-disposed young man.", 10.5, 10.9)),
+        at(14.5, final(4, "and so on and so on", 10.5, 14.0)),
+        at(17.0, partial(5, "And so on and so on", 15.9, 16.9)),  # leaked into d
+    ]
+    results = per_utterance(stream, m, timeline(), ("en",))
+    starts = utterance_starts(results)
+    assert starts == {1: "but um montreal forced aligner", 2: m.utterances[1].text,  # type: ignore[attr-defined]
+                      3: m.utterances[2].text, 5: m.utterances[3].text}  # type: ignore[attr-defined]  # fmt: skip
+    got = repeated_previous(stream, starts)
+    assert got["genuine_repeats"] == 1
+    assert got["partials"] == 2 and got["utterances"] == 2
+    assert [x["utt"] for x in got["examples"]] == [4, 5]
+    assert repeated_previous(stream)["partials"] == 3  # without references, all count
 
 
 def test_rejected_finals_are_counted_by_reason_and_are_not_finals() -> None:
