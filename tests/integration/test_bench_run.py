@@ -206,3 +206,20 @@ def test_bench_conversation_reports_language_id(models_dir: Path, tmp_path: Path
     lid = report["runs"]["streaming"]["quality"]["language_id"]
     assert lid["en"]["turns"] == 1 and lid["es"]["turns"] == 1
     assert lid["all"]["accuracy"] == 1.0
+
+
+def test_bench_soak_loops_the_set_and_reports_rss(models_dir: Path, tmp_path: Path) -> None:
+    """--soak: the first real-speech clip played over and over for 12 s of audio."""
+    out = tmp_path / "out"
+    proc = run_edged_bench(
+        models_dir, out, "--set", "realspeech", "--limit", "1", "--fast", "--no-tts",
+        "--soak", "0.2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["set"]["repeats"] == 2  # one pass is about 7.7 s: two make 12 s
+    run = report["runs"]["streaming"]
+    ids = [u["id"] for u in run["utterances"]]
+    assert ids == ["picovoice_cheetah_test_en", "picovoice_cheetah_test_en@2"]
+    assert all(u["final"] for u in run["utterances"]) and run["no_final"] == []
+    assert run["rss_mb"] and all(row["rss_mb"] > 100 for row in run["rss_mb"])
