@@ -212,11 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         parents=[common],
         help="measure latency, throughput, memory and quality on recordings",
-        description="Feed recordings (default: the bundled set) through the pipeline paced in "
-        "real time and write bench.json, bench.md and plots; --compare adds the naive "
-        "VAD-then-transcribe alternative side by side. Needs pip install 'edged[bench]'.",
+        description="Feed a recording (--set bundled, realspeech or conversation, or your "
+        "own) through the pipeline paced in real time and write bench.json, bench.md and "
+        "plots; --compare naive,offline adds the VAD-then-transcribe pipeline and the "
+        "offline Whisper baseline side by side. Needs pip install 'edged[bench]'.",
         epilog=examples(
-            "edged bench --compare", "edged bench --audio talk.wav --manifest talk.json --threads 4"
+            "edged bench --set realspeech --compare offline",
+            "edged bench --audio talk.wav --manifest talk.json --threads 4",
         ),
     )
     add_bench_arguments(bench)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Run the edged benchmark (same as `edged bench`); see `tools/bench.py --help`."""
+"""`edged bench` under another name (the one entry point is edged.cli): `tools/bench.py ARGS`
+is `edged bench ARGS`."""
 
 import sys
 
-from edged.bench import main
+from edged.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

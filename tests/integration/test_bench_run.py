@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from edged.bench_set import BuiltSet, build_set
+from edged.bench.sets import BuiltSet, build_set
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +20,8 @@ def run_bench(
     models_dir: Path, built: BuiltSet, out: Path, *args: str
 ) -> subprocess.CompletedProcess:
     """`edged bench` on a built set, writing to `out`, as a real process."""
-    return subprocess.run(
-        [sys.executable, "-m", "edged", "bench", "--audio", str(built.audio),
-         "--manifest", str(built.manifest_path), "--out", str(out), *args],
-        capture_output=True, text=True, timeout=280, cwd=REPO,
-        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
-    )  # fmt: skip
+    audio = ("--audio", str(built.audio), "--manifest", str(built.manifest_path))
+    return run_edged_bench(models_dir, out, *audio, *args)
 
 
 def test_bench_compare_on_two_clips(models_dir: Path, speech_dir: Path, tmp_path: Path) -> None:
@@ -148,3 +144,82 @@ def test_bench_runs_the_sherpa_recognizer(
     assert run["errors"] == []
     assert run["latency_ms"]["final"]["n"] >= 1 and run["latency_ms"]["first_partial"]["n"] >= 1
     assert run["throughput"]["rtf"]["asr"] > 0
+
+
+def run_edged_bench(models_dir: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`edged bench ARGS --out OUT` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "edged", "bench", "--out", str(out), *args],
+        capture_output=True, text=True, timeout=280, cwd=REPO,
+        env=dict(os.environ, EDGED_MODELS_DIR=str(models_dir)),
+    )  # fmt: skip
+
+
+def test_bench_realspeech_fast_beside_the_offline_baseline(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """The first two clips of the real-speech set (en, es), not paced, with the offline
+    decode of the same utterances in the same run."""
+    out = tmp_path / "out"
+    proc = run_edged_bench(
+        models_dir, out, "--set", "realspeech", "--fast", "--limit", "2",
+        "--compare", "offline", "--no-tts",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "## Accuracy per language (WER; ja: CER)" in proc.stdout
+    assert "| offline (beam 5, 30 s) | streaming - offline (points) |" in proc.stdout
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["set"]["name"] == "realspeech" and report["set"]["utterances"] == 2
+    assert report["set"]["languages"] == ["en", "es"] and not report["settings"]["realtime"]
+    run = report["runs"]["streaming"]
+    assert not run["paced"] and run["latency_ms"] == {}  # not paced: no latency figures
+    assert run["frames"]["frames_dropped"] == 0 and run["errors"] == []
+    assert run["no_final"] == [] and run["quality"]["language_id"]["all"]["accuracy"] == 1.0
+    offline = report["offline"]
+    assert offline["settings"]["beam_size"] == 5 and offline["settings"]["window_s"] == 30
+    assert set(offline["texts"]) == {"picovoice_cheetah_test_en", "picovoice_cheetah_test_es"}
+    comparison = offline["comparison"]
+    for lang in ("en", "es"):
+        assert comparison[lang]["n"] == 1 and comparison[lang]["metric"] == "wer"
+        assert comparison[lang]["difference_points"] == pytest.approx(
+            100 * (comparison[lang]["streaming"] - comparison[lang]["offline"]), abs=0.06
+        )
+    # "Today only platforms one and three are used." comes back with digits: spelled out
+    assert comparison["en"]["offline"] == 0.0 and run["quality"]["asr"]["en"]["wer"] == 0.0
+
+
+def test_bench_conversation_reports_language_id(models_dir: Path, tmp_path: Path) -> None:
+    """Two turns of the conversation set (an English, then a Spanish clip, their word
+    boundaries found by faster-whisper), recognised with en and es as the candidates."""
+    out = tmp_path / "out"
+    proc = run_edged_bench(
+        models_dir, out, "--set", "conversation", "--limit", "2", "--fast", "--no-tts",
+        "--from", "en", "--from", "es",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "## Language identification (streaming)" in proc.stdout
+    assert (out / "set" / "words.json").stat().st_size > 0  # cached for the next run
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["settings"]["languages"] == ["en", "es"]
+    manifest = json.loads((out / "set" / "manifest.json").read_text(encoding="utf-8"))
+    assert [u["language"] for u in manifest["utterances"]] == ["en", "es"]
+    lid = report["runs"]["streaming"]["quality"]["language_id"]
+    assert lid["en"]["turns"] == 1 and lid["es"]["turns"] == 1
+    assert lid["all"]["accuracy"] == 1.0
+
+
+def test_bench_soak_loops_the_set_and_reports_rss(models_dir: Path, tmp_path: Path) -> None:
+    """--soak: the first real-speech clip played over and over for 12 s of audio."""
+    out = tmp_path / "out"
+    proc = run_edged_bench(
+        models_dir, out, "--set", "realspeech", "--limit", "1", "--fast", "--no-tts",
+        "--soak", "0.2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["set"]["repeats"] == 2  # one pass is about 7.7 s: two make 12 s
+    run = report["runs"]["streaming"]
+    ids = [u["id"] for u in run["utterances"]]
+    assert ids == ["picovoice_cheetah_test_en", "picovoice_cheetah_test_en@2"]
+    assert all(u["final"] for u in run["utterances"]) and run["no_final"] == []
+    assert run["rss_mb"] and all(row["rss_mb"] > 100 for row in run["rss_mb"])

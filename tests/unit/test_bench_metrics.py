@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edged.bench_metrics import (
+from edged.bench.manifest import parse_manifest
+from edged.bench.metrics import (
     Received,
     Span,
     Timeline,
@@ -23,7 +24,6 @@ from edged.bench_metrics import (
     utterance_texts,
     word_errors,
 )
-from edged.bench_set import parse_manifest
 from edged.events import AsrFinal, AsrPartial, MtFinal, MtInterim, SpeechStart, TtsEnd, TtsStart
 
 ORIGIN = 100.0  # monotonic time of audio time 0 in the synthetic runs
@@ -117,7 +117,8 @@ def test_timeline_maps_audio_time_to_arrival_and_back() -> None:
 
 
 def test_latencies_from_reference_times_to_event_arrival() -> None:
-    results = per_utterance(STREAM, TWO, timeline(), ("en", "es"))
+    # the synthesized speech of utterance 1 reached the sink 0.1 s after its tts.start
+    results = per_utterance(STREAM, TWO, timeline(), ("en", "es"), {1: ORIGIN + 3.6})
     a, b = results
     assert a.latency_ms == pytest.approx(
         {
@@ -127,6 +128,7 @@ def test_latencies_from_reference_times_to_event_arrival() -> None:
             "mt.en": 1150.0,
             "mt.es": 1300.0,
             "tts": 1500.0,
+            "audio": 1600.0,  # end 2.0 -> first synthesized samples at 3.6
         }
     )
     assert a.event_lat_ms["final"] == 900
@@ -142,6 +144,7 @@ def test_latencies_from_reference_times_to_event_arrival() -> None:
     assert b.latency_ms["mt.en"] == pytest.approx(1250.0)
     assert b.latency_ms["mt.es"] is None
     assert b.latency_ms["tts"] == pytest.approx(1400.0)
+    assert b.latency_ms["audio"] is None  # no speech of utterance 2 reached the sink
 
 
 def test_summary_of_latencies_counts_missing() -> None:

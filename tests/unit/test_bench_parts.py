@@ -4,6 +4,7 @@ publisher with its capture sink, and the timed source."""
 from __future__ import annotations
 
 import argparse
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import pytest
 
 from edged.asr import Hypothesis, HypothesisKind
 from edged.audio import AudioChunk
-from edged.bench import (
+from edged.bench.command import add_arguments, bench_config, comparisons
+from edged.bench.live import (
     CaptureSink,
+    LoopSource,
     Recorder,
+    RssSampler,
     SegmentRecognizer,
     TimedSource,
-    add_arguments,
-    bench_config,
 )
 from edged.config import Config
 from edged.errors import ConfigError
@@ -56,7 +58,7 @@ class EchoRecognizer:
             )
         ]
 
-    def set_languages(self, candidates: tuple[str, ...]) -> None:
+    def set_languages(self, candidates: tuple[str, ...], turns: bool = False) -> None:
         self.calls.append(f"languages {candidates}")
 
 
@@ -133,3 +135,62 @@ def test_bench_config_applies_threads_targets_and_engine() -> None:
     assert not bench_config(Config(), _args("--no-tts"), Path("x.wav")).tts.enabled
     with pytest.raises(ConfigError, match="--threads"):
         bench_config(Config(), _args("--threads", "0"), Path("x.wav"))
+
+
+def test_capture_sink_notes_when_each_utterance_first_sounded() -> None:
+    recorder = Recorder()
+    sink = CaptureSink(recorder)
+    recorder.publish(TtsStart(device="d", utt=5, seq=1, lang="en", voice="v", text="x", lat_ms=1))
+    sink.play(np.ones(4, np.float32), 16000)
+    first = sink.first_audio[5]
+    sink.play(np.ones(4, np.float32), 16000)
+    assert sink.first_audio == {5: first}  # the first samples, not the last
+
+
+def test_loop_source_plays_the_recording_n_times_on_one_timeline(tmp_path: Path) -> None:
+    from edged.audio.wavwrite import write_wav
+
+    wav = tmp_path / "x.wav"
+    write_wav(wav, np.linspace(-0.5, 0.5, 1000).astype(np.float32), 16000)
+    source = LoopSource(wav, repeats=3, realtime=False, tail_silence=0.064)
+    chunks = list(source.chunks())
+    starts = [c.start for c in chunks]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert all(b.start == a.end for a, b in itertools.pairwise(chunks))  # no gap, no overlap
+    audio = np.concatenate([c.samples for c in chunks])
+    assert len(audio) == 3 * 1000 + 1024  # three passes, then two frames of silence
+    assert np.array_equal(audio[1000:2000], audio[:1000]) and not audio[-1024:].any()
+    assert source.duration == pytest.approx(1000 / 16000)
+
+
+def test_rss_sampler_samples_until_stopped() -> None:
+    sampler = RssSampler(every=0.01)
+    sampler.start()
+    samples = sampler.stop()
+    assert len(samples) >= 2 and all(mb > 10 for _, mb in samples)
+    assert [s for s, _ in samples] == sorted(s for s, _ in samples)
+
+
+def test_compare_takes_a_list_and_a_bare_flag_means_naive() -> None:
+    assert _args("--compare").compare == "naive"
+    assert comparisons(_args("--compare", "naive,offline").compare) == ("naive", "offline")
+    assert comparisons(_args().compare) == ()
+    with pytest.raises(ConfigError, match="unknown fast"):
+        comparisons("offline,fast")
+
+
+def test_fast_and_conversation_options() -> None:
+    fast = bench_config(Config(), _args("--fast"), Path("x.wav"))
+    assert not fast.audio.realtime
+    pair = bench_config(Config(), _args("--conversation", "es", "en"), Path("x.wav"))
+    assert pair.asr.languages == ("es", "en") and pair.mt.targets == ("es", "en")
+    with pytest.raises(ConfigError, match="two or more"):
+        bench_config(Config(), _args("--conversation", "es"), Path("x.wav"))
+
+
+def test_a_soak_keeps_when_speech_sounded_but_not_the_speech() -> None:
+    recorder = Recorder()
+    sink = CaptureSink(recorder, keep_audio=False)
+    recorder.publish(TtsStart(device="d", utt=2, seq=1, lang="en", voice="v", text="x", lat_ms=1))
+    sink.play(np.ones(4, np.float32), 16000)
+    assert sink.audio == {} and set(sink.first_audio) == {2}

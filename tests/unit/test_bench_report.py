@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edged.bench import RunRecord, analyse, machine_info, settings_info
-from edged.bench_report import machine_line, markdown, write_report
-from edged.bench_set import parse_manifest
+from edged.bench.analysis import analyse
+from edged.bench.live import RunRecord
+from edged.bench.machine import machine_info, settings_info
+from edged.bench.manifest import parse_manifest
+from edged.bench.report import machine_line, markdown, write_report
 from edged.config import Config
 from edged.events import AsrFinal, AsrPartial, MtFinal, SpeechStart, TtsEnd, TtsStart
 
@@ -140,6 +142,7 @@ def record(mode: str, partials: bool) -> RunRecord:
     events.sort(key=lambda e: e[0])
     return RunRecord(
         mode=mode,
+        realtime=True,
         received=[(ORIGIN + s, e) for s, e in events],
         ends=ends,
         arrivals=arrivals,
@@ -253,7 +256,7 @@ def test_markdown_table_side_by_side(report: tuple[dict, dict]) -> None:
     assert "| figure | streaming | naive |" in md
     assert f"Machine: {machine_line(rep)}." in md
     assert "| end of speech → asr.final (ms) | 1200 / 1200 | 1200 / 1200 |" in md
-    assert "| onset → first partial, median / p90 (ms) | 700 / 700 | - |" in md
+    assert "| onset → first asr.partial, p50 / p90 (ms) | 700 / 700 | - |" in md
     assert "## Per utterance (naive)" in md
     rows = [line for line in md.splitlines() if line.startswith("| a |")]
     assert len(rows) == 2 and "Turn on the light." in rows[0]

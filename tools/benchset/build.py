@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from edged import store
-from edged.bench_set import DEFAULT_SPEC, DEFAULT_SPEECH_DIR, build_set
+from edged.bench.sets import DEFAULT_SPEC, DEFAULT_SPEECH_DIR, build_set
 from edged.errors import EdgedError
 
 

@@ -14,15 +14,17 @@ import math
 import re
 import statistics
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 from edged.audio import SAMPLE_RATE
-from edged.bench_set import Manifest, Utterance
+from edged.bench.manifest import Manifest, Utterance
 from edged.events import AsrFinal, AsrPartial, Event, MtFinal, TtsStart
 
 
@@ -194,7 +196,10 @@ class UtteranceResult:
     group: tuple[str, ...] = ()  # manifest utterances scored together with this one
     utts: list[int] = field(default_factory=list)  # pipeline utterances overlapping it
     final: str = ""
-    detected_language: str = ""
+    detected_language: str = ""  # `src` of its last final
+    final_languages: list[str] = field(default_factory=list)  # `src` of each of its finals
+    rejected: list[str] = field(default_factory=list)  # reasons of its rejected finals
+    short: bool = False  # a turn of one or two words
     translations: dict[str, str] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
     spoken: str = ""  # text of the synthesized speech
@@ -209,15 +214,37 @@ class UtteranceResult:
         return out
 
 
+def rejection(event: Event) -> str | None:
+    """Why an asr.final was rejected (its `reason`, or "empty" for a final without text),
+    None for a final with text and for any other event."""
+    if not isinstance(event, AsrFinal):
+        return None
+    reason = getattr(event, "reason", None)
+    if reason or not event.text.strip():
+        return str(reason or "empty")
+    return None
+
+
+def is_final(event: Event) -> bool:
+    """An asr.final with text (a rejected final announces that there is none)."""
+    return isinstance(event, AsrFinal) and rejection(event) is None
+
+
 def per_utterance(
-    received: Sequence[Received], manifest: Manifest, timeline: Timeline, targets: Sequence[str]
+    received: Sequence[Received],
+    manifest: Manifest,
+    timeline: Timeline,
+    targets: Sequence[str],
+    first_audio: dict[int, float] | None = None,
 ) -> list[UtteranceResult]:
     """Per manifest utterance: the overlapping finals, translations, speech, and latencies
 
     - first_partial / first_text: reference onset -> first asr.partial (or any text) that
       covers some of the utterance's audio;
-    - final, mt.<tgt>, tts: reference end of speech -> asr.final, mt.final, tts.start of
-      the pipeline utterance that closed it (the overlapping one ending last).
+    - final, mt.<tgt>, tts: reference end of speech -> asr.final (with text), mt.final,
+      tts.start of the pipeline utterance that closed it (the overlapping one ending last);
+    - audio: reference end of speech -> its first synthesized samples handed to the sink
+      (`first_audio`: pipeline utterance -> monotonic time).
     """
     found = match(spans(received), manifest)
     by_utt: dict[int, list[Received]] = {}
@@ -227,13 +254,15 @@ def per_utterance(
     flickers = flicker_by_utt(received)
     results = []
     for u in manifest.utterances:
-        res = UtteranceResult(u.id, u.language, u.text, group_of[u.id])
+        res = UtteranceResult(u.id, u.language, u.text, group_of[u.id], short=u.short)
         res.utts = sorted(found[u.id], key=lambda n: _span_of(by_utt[n]))
         events = [r for n in res.utts for r in by_utt[n]]
-        finals = [r for r in events if isinstance(r.event, AsrFinal)]
+        finals = [r for r in events if is_final(r.event)]
         res.final = " ".join(r.event.text for r in finals).strip()  # type: ignore[attr-defined]
+        res.final_languages = [r.event.src for r in finals]  # type: ignore[attr-defined]
         if finals:
-            res.detected_language = finals[-1].event.src  # type: ignore[attr-defined]
+            res.detected_language = res.final_languages[-1]
+        res.rejected = [why for r in events if (why := rejection(r.event))]
         for tgt in targets:
             mts = [r for r in events if isinstance(r.event, MtFinal) and r.event.tgt == tgt]
             res.translations[tgt] = " ".join(r.event.text for r in mts).strip()  # type: ignore[attr-defined]
@@ -242,7 +271,9 @@ def per_utterance(
         res.spoken = " ".join(r.event.text for r in events if isinstance(r.event, TtsStart))  # type: ignore[attr-defined]
         onset, end = timeline.wall(u.t0), timeline.wall(u.t1)
         texts = [
-            r for r in events if isinstance(r.event, (AsrPartial, AsrFinal)) and r.event.t1 > u.t0
+            r
+            for r in events
+            if (isinstance(r.event, AsrPartial) or is_final(r.event)) and r.event.t1 > u.t0  # type: ignore[attr-defined]
         ]
         partials = [r for r in texts if isinstance(r.event, AsrPartial)]
         res.latency_ms["first_partial"] = _ms(min((r.rx for r in partials), default=None), onset)
@@ -255,6 +286,8 @@ def per_utterance(
             hit = next((r for r in closing_events if pick(r.event)), None)
             res.latency_ms[key] = _ms(hit.rx if hit else None, end)
             res.event_lat_ms[key] = getattr(hit.event, "lat_ms", None) if hit else None
+        heard = (first_audio or {}).get(closing) if closing is not None else None
+        res.latency_ms["audio"] = _ms(heard, end)
         res.flicker = _sum_flicker(flickers[n] for n in res.utts if n in flickers)
         results.append(res)
     return results
@@ -283,7 +316,7 @@ def _sum_flicker(items: Iterable[Flicker]) -> Flicker:
 
 
 def _closing_picks(targets: Sequence[str]) -> list[tuple[str, Any]]:
-    picks: list[tuple[str, Any]] = [("final", lambda e: isinstance(e, AsrFinal))]
+    picks: list[tuple[str, Any]] = [("final", is_final)]
     for tgt in targets:
         picks.append((f"mt.{tgt}", lambda e, tgt=tgt: isinstance(e, MtFinal) and e.tgt == tgt))
     picks.append(("tts", lambda e: isinstance(e, TtsStart)))
@@ -478,7 +511,8 @@ def quality(
     targets: Sequence[str],
     texts: dict[int, dict[str, str]],
 ) -> dict[str, Any]:
-    """ASR WER/CER (all and per language) and, per target, chrF/BLEU of the final
+    """ASR WER/CER (all and per language; digits spelled as the reference does, see
+    spell_numbers) and, per target, chrF/BLEU of the final
     translations of utterances not already in that language. Scored per group: manifest
     utterances that one pipeline utterance spanned are joined on both sides, so a merge is
     not counted as a deletion plus insertions. `texts` is utterance_texts()."""
@@ -491,11 +525,13 @@ def quality(
         return " ".join(t for n in utts if (t := texts.get(n, {}).get(key, ""))).strip()
 
     def asr_pairs(lang: str | None) -> list[tuple[str, str]]:
-        return [
-            (" ".join(r.reference for r in g), hypothesis(g, "asr"))
-            for g in scored
-            if lang is None or g[0].language == lang
-        ]
+        pairs = []
+        for g in scored:
+            if lang is None or g[0].language == lang:
+                reference = " ".join(r.reference for r in g)
+                spelled = spell_numbers(hypothesis(g, "asr"), reference, g[0].language)
+                pairs.append((reference, spelled))
+        return pairs
 
     asr = {"all": word_errors(asr_pairs(None))}
     for lang in sorted({r.language for r in results}):
@@ -520,3 +556,253 @@ def quality(
         )
         mt[tgt] = scores
     return {"asr": asr, "mt": mt, "groups": [[r.id for r in g] for g in scored if len(g) > 1]}
+
+
+# --- numbers written as digits ------------------------------------------------------------
+
+_ONES_EN = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS_EN = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+# 0-20 elsewhere (what short commands and counting use); alternatives for "one" by gender
+_SMALL = {
+    "de": "null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn "
+    "vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn zwanzig",
+    "es": "cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce "
+    "quince dieciséis diecisiete dieciocho diecinueve veinte",
+    "fr": "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
+    "quinze seize dix-sept dix-huit dix-neuf vingt",
+    "it": "zero uno due tre quattro cinque sei sette otto nove dieci undici dodici tredici "
+    "quattordici quindici sedici diciassette diciotto diciannove venti",
+    "pt": "zero um dois três quatro cinco seis sete oito nove dez onze doze treze catorze "
+    "quinze dezesseis dezessete dezoito dezenove vinte",
+    "sv": "noll en två tre fyra fem sex sju åtta nio tio elva tolv tretton fjorton femton "
+    "sexton sjutton arton nitton tjugo",
+}
+_ONE_ALTERNATIVES = {
+    "de": ("ein", "eine"),
+    "es": ("un", "una"),
+    "fr": ("une",),
+    "it": ("un", "una"),
+    "pt": ("uma",),
+    "sv": ("ett",),
+}
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?!\d)|\d+")
+
+
+def english_cardinal(n: int) -> str:
+    """0-999999 in English words, without "and" ("one thousand four hundred fifty five")."""
+    if n < 20:
+        return _ONES_EN[n]
+    if n < 100:
+        return _TENS_EN[n // 10] + ("" if n % 10 == 0 else " " + _ONES_EN[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + english_cardinal(n % 100)
+        return _ONES_EN[n // 100] + " hundred" + rest
+    rest = "" if n % 1000 == 0 else " " + english_cardinal(n % 1000)
+    return english_cardinal(n // 1000) + " thousand" + rest
+
+
+def _spellings(n: int, language: str) -> list[str]:
+    if language == "en":
+        out = [english_cardinal(n)] if n < 1_000_000 else []
+        if 1100 <= n <= 2099 and n % 100 != 0 and not 2000 <= n <= 2009:
+            out.append(english_cardinal(n // 100) + " " + english_cardinal(n % 100))  # years
+        elif 1100 <= n <= 1999:
+            out.append(english_cardinal(n // 100) + " hundred")
+        if 100 < n < 1000 and n % 100 < 10 and n % 100:
+            out.append(_ONES_EN[n // 100] + " o " + _ONES_EN[n % 100])  # "four o five"
+        return out
+    small = _SMALL.get(language, "").split()
+    if n < len(small):
+        return [small[n], *(_ONE_ALTERNATIVES.get(language, ()) if n == 1 else ())]
+    return []
+
+
+def spell_numbers(hypothesis: str, reference: str, language: str) -> str:
+    """`hypothesis` with each number written in digits replaced by the words the reference
+    uses for it (references spell numbers out: "eighteen thirteen" for 1813), or by its
+    plain cardinal when the reference has none of its spellings; digits the reference
+    also has, and numbers this knows no words for, are kept."""
+    ref = f" {normalise(reference)} "
+
+    def words(match: re.Match[str]) -> str:
+        digits = match.group(0).replace(",", "")
+        if f" {digits} " in ref:
+            return match.group(0)
+        options = _spellings(int(digits), language)
+        for option in options:
+            if f" {normalise(option)} " in ref:
+                return option
+        return options[0] if options else match.group(0)
+
+    return _NUMBER.sub(words, hypothesis)
+
+
+# --- what the issue's goals name ----------------------------------------------------------
+
+CER_LANGUAGES = ("ja", "zh", "th", "ko")
+GENUINE_RATIO = 0.75  # see repeated_previous  # written without spaces between words: scored by CER
+
+
+def error_rate(scores: dict[str, Any], language: str) -> float | None:
+    """The headline error rate of a language: CER where words are not space-separated."""
+    return scores.get("cer" if language in CER_LANGUAGES else "wer")
+
+
+def repeated_previous(
+    received: Sequence[Received], said: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """Partials of an utterance that repeat the previous utterance's final: their text,
+    normalised, equals that final or begins with it (the previous final used as a decoder
+    prompt leaking into the next utterance).
+
+    `said`: for a pipeline utterance that begins a manifest utterance, that utterance's
+    reference. A repeat is genuine, and not counted, when the reference begins with words
+    like the previous final's (SequenceMatcher ratio >= GENUINE_RATIO: the final may be
+    misrecognised): the speaker said it again. A pipeline utterance that continues a
+    manifest utterance (the VAD split it) never repeats genuinely here."""
+    by_utt: dict[int, list[Event]] = {}
+    for r in received:
+        by_utt.setdefault(r.event.utt, []).append(r.event)
+    previous = ""
+    hits: dict[int, int] = {}
+    genuine = 0
+    examples: list[dict[str, Any]] = []
+    for utt in sorted(by_utt):
+        events = by_utt[utt]
+        reference = normalise((said or {}).get(utt, ""))
+        for e in events if previous else ():
+            if not isinstance(e, AsrPartial):
+                continue
+            text = normalise(e.text)
+            if text != previous and not text.startswith(previous + " "):
+                continue
+            start = reference[: len(previous)]
+            if start and SequenceMatcher(None, previous, start).ratio() >= GENUINE_RATIO:
+                genuine += 1
+                continue
+            hits[utt] = hits.get(utt, 0) + 1
+            if len(examples) < 10:
+                examples.append({"utt": utt, "previous": previous, "partial": e.text})
+        finals = [normalise(e.text) for e in events if is_final(e)]  # type: ignore[attr-defined]
+        if finals and finals[-1]:
+            previous = finals[-1]
+    return {
+        "partials": sum(hits.values()),
+        "utterances": len(hits),
+        "genuine_repeats": genuine,
+        "examples": examples,
+    }
+
+
+def utterance_starts(results: Sequence[UtteranceResult]) -> dict[int, str]:
+    """The pipeline utterance that begins each manifest utterance, and its reference (the
+    `said` of repeated_previous)."""
+    starts: dict[int, str] = {}
+    for r in results:
+        if r.utts:
+            starts.setdefault(r.utts[0], r.reference)  # a merge: the first one began it
+    return starts
+
+
+def rejected_finals(received: Iterable[Received]) -> dict[str, int]:
+    """Rejected finals by reason (asr.final with a `reason` or without text)."""
+    counts: dict[str, int] = {}
+    for r in received:
+        why = rejection(r.event)
+        if why:
+            counts[why] = counts.get(why, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def mt_latency_by_engine(
+    results: Sequence[UtteranceResult], targets: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """End of speech -> mt.final per serving engine (apertium, ct2, whisper …), over every
+    translation into a target other than the utterance's own language."""
+    by_engine: dict[str, list[float | None]] = {}
+    for r in results:
+        for tgt in targets:
+            engine = r.engines.get(tgt)
+            if tgt == r.language or not engine or engine == "identity":
+                continue
+            by_engine.setdefault(engine, []).append(r.latency_ms.get(f"mt.{tgt}"))
+    return {engine: summarise(values) for engine, values in sorted(by_engine.items())}
+
+
+def language_id(results: Sequence[UtteranceResult]) -> dict[str, Any]:
+    """Language-identification accuracy per spoken language: a turn is right when every
+    final it got has that language as `src`; turns without a final are counted apart.
+    Short turns (one or two words) are also reported on their own."""
+
+    def score(rows: Sequence[UtteranceResult]) -> dict[str, Any]:
+        heard = [r for r in rows if r.final_languages]
+        right = [r for r in heard if all(lang == r.language for lang in r.final_languages)]
+        return {
+            "turns": len(rows),
+            "with_final": len(heard),
+            "correct": len(right),
+            "accuracy": round(len(right) / len(heard), 4) if heard else None,
+            # how often each language was the `src` of these turns' finals
+            "heard_as": dict(sorted(Counter(x for r in heard for x in r.final_languages).items())),
+        }
+
+    out: dict[str, Any] = {"all": score(results)}
+    for lang in sorted({r.language for r in results}):
+        mine = [r for r in results if r.language == lang]
+        out[lang] = score(mine)
+        short = [r for r in mine if r.short]
+        if short:
+            out[lang]["short"] = score(short)
+    return out
+
+
+def offline_comparison(
+    manifest: Manifest, streaming_asr: dict[str, Any], offline: dict[str, str]
+) -> dict[str, Any]:
+    """Per language (and all): the streaming finals' error rate (`streaming_asr`, the
+    quality()["asr"] of the run) beside the offline decode's (`offline`: utterance id ->
+    text) on the same utterances, and the difference in points (streaming - offline).
+    The rate is WER, CER for CER_LANGUAGES ("metric" says which)."""
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for u in manifest.utterances:
+        if u.id in offline:
+            pair = (u.text, spell_numbers(offline[u.id], u.text, u.language))
+            pairs.setdefault(u.language, []).append(pair)
+            pairs.setdefault("all", []).append(pair)
+    out: dict[str, Any] = {}
+    for lang in ["all", *sorted(k for k in pairs if k != "all")]:
+        metric = "cer" if lang in CER_LANGUAGES else "wer"
+        offline_scores = word_errors(pairs[lang])
+        stream = streaming_asr.get(lang, {}).get(metric)
+        base = offline_scores.get(metric)
+        out[lang] = {
+            "metric": metric,
+            "n": offline_scores.get("n", 0),
+            "streaming": stream,
+            "offline": base,
+            "difference_points": None
+            if stream is None or base is None
+            else round(100 * (stream - base), 1),
+        }
+    return out

@@ -5,6 +5,7 @@ plus each run's events (events-MODE.jsonl) and synthesized speech (tts-MODE.wav)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from edged.bench_set import Manifest
+from edged.bench.manifest import Manifest
+from edged.bench.metrics import CER_LANGUAGES
 from edged.events import AsrFinal, AsrPartial, MtFinal, MtInterim, TtsEnd, TtsStart
 
 _NONE = "-"  # a figure that was not measured
 _COLOURS = {"streaming": "tab:blue", "naive": "tab:orange"}
+TIMELINE_S = 120.0
 
 
 def write_report(
@@ -59,7 +62,10 @@ def write_report(
             paths.append(path)
     if records:
         paths.append(plot_timeline(records, manifest, audio, report, out / "timeline.png"))
-    paths.append(plot_latency(report, out / "latency.png"))
+    if any(run.get("paced") for run in report["runs"].values()):
+        paths.append(plot_latency(report, out / "latency.png"))
+    if any(len(run.get("rss_mb", [])) > 1 for run in report["runs"].values()):
+        paths.append(plot_rss(report, out / "rss.png"))
     return paths
 
 
@@ -87,7 +93,14 @@ def machine_line(report: dict[str, Any]) -> str:
 
 
 def _lat(run: dict[str, Any], key: str) -> str:
-    s = run["latency_ms"].get(key) or {}
+    if not run.get("paced", True):
+        return "not paced"
+    return _summary(run["latency_ms"].get(key))
+
+
+def _summary(s: dict[str, Any] | None) -> str:
+    """p50 / p90 of a summarise() result, and how many are missing."""
+    s = s or {}
     if not s.get("n"):
         return _NONE
     missing = f" ({s['missing']} missing)" if s.get("missing") else ""
@@ -101,14 +114,50 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
 def _rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
     runs = list(report["runs"].values())
     targets = report["settings"]["targets"]
+    engines = sorted({e for r in runs for e in r.get("mt_latency_by_engine_ms", {})})
     rows: list[tuple[str, list[str]]] = [
-        ("onset → first partial, median / p90 (ms)", [_lat(r, "first_partial") for r in runs]),
+        ("onset → first asr.partial, p50 / p90 (ms)", [_lat(r, "first_partial") for r in runs]),
         ("onset → first text (ms)", [_lat(r, "first_text") for r in runs]),
         ("end of speech → asr.final (ms)", [_lat(r, "final") for r in runs]),
     ]
+    for engine in engines:
+        rows.append(
+            (
+                f"end of speech → mt.final served by {engine} (ms)",
+                [_summary(r.get("mt_latency_by_engine_ms", {}).get(engine)) for r in runs],
+            )
+        )
     for t in targets:
         rows.append((f"end of speech → mt.final {t} (ms)", [_lat(r, f"mt.{t}") for r in runs]))
-    rows.append(("end of speech → first audio, tts.start (ms)", [_lat(r, "tts") for r in runs]))
+    rows.append(("end of speech → first synthesized audio (ms)", [_lat(r, "audio") for r in runs]))
+    rows.append(("end of speech → tts.start (ms)", [_lat(r, "tts") for r in runs]))
+    rows.append(
+        (
+            "partials repeating the previous final (utterances)",
+            [
+                f"{r['repeated_previous_final']['partials']} "
+                f"({r['repeated_previous_final']['utterances']})"
+                + (
+                    f"; {n} said again by the speaker, not counted"
+                    if (n := r["repeated_previous_final"].get("genuine_repeats"))
+                    else ""
+                )
+                for r in runs
+            ],
+        )
+    )
+    rows.append(
+        (
+            "finals rejected, by reason",
+            [", ".join(f"{k} {v}" for k, v in r["rejected_finals"].items()) or "0" for r in runs],
+        )
+    )
+    rows.append(
+        (
+            "utterances with no final (of manifest)",
+            [f"{len(r['no_final'])} (of {len(r['utterances'])})" for r in runs],
+        )
+    )
     rows.append(
         (
             "flicker: chars retracted per utterance (rewrites)",
@@ -150,6 +199,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
             [
                 f"{_num(r['silence']['cpu_percent'], '{:.1f}')} "
                 f"(over {r['silence']['wall_s']:.1f} s)"
+                if r.get("paced", True)
+                else "not paced"
                 for r in runs
             ],
         )
@@ -181,6 +232,12 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 f"{_pct(r['quality']['asr']['all'].get('cer'))}"
                 for r in runs
             ],
+        )
+    )
+    rows.append(
+        (
+            "language ID: finals with the spoken language (turns)",
+            [_lid_cell(r["quality"]["language_id"]["all"]) for r in runs],
         )
     )
     for t in targets:
@@ -215,6 +272,12 @@ def _pct(value: float | None) -> str:
     return _NONE if value is None else f"{100 * value:.1f}%"
 
 
+def _lid_cell(score: dict[str, Any]) -> str:
+    if not score.get("with_final"):
+        return _NONE
+    return f"{_pct(score['accuracy'])} ({score['correct']} of {score['with_final']})"
+
+
 def _mt_cell(scores: dict[str, Any]) -> str:
     if not scores.get("n"):
         return _NONE
@@ -241,8 +304,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Latencies are measured from the manifest's speech onset and end, as the "
         "audio reached the pipeline (paced in real time), to the event's arrival; "
-        "naive = VAD-cut utterances, each recognised once after it ends, no partials.",
+        "naive = VAD-cut utterances, each recognised once after it ends, no partials. "
+        "WER: digits in a hypothesis are spelled as the reference spells them.",
     ]
+    lines += _accuracy_table(report)
+    lines += _language_id_table(report)
+    lines += _rss_table(report)
     targets = report["settings"]["targets"]
     for mode, run in report["runs"].items():
         lines += [
@@ -257,9 +324,12 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|" + "---|" * (2 * len(targets) + 1),
         ]
         for u in run["utterances"]:
-            lat = u["latency_ms"]
+            lat = u["latency_ms"] if run.get("paced", True) else {}
             merged = [g for g in u["group"] if g != u["id"]]
             final = _cell(u["final"]) + (f" (with {', '.join(merged)})" if merged else "")
+            offline = report.get("offline", {}).get("texts", {})
+            if u["id"] in offline and mode == "streaming":
+                final += f" *(offline: {_cell(offline[u['id']])})*"
             cells = [
                 u["id"],
                 u["language"],
@@ -273,6 +343,99 @@ def markdown(report: dict[str, Any]) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_table(report: dict[str, Any]) -> list[str]:
+    """Per language: the error rate of each run's finals, and of the offline baseline."""
+    runs = report["runs"]
+    offline = report.get("offline", {}).get("comparison", {})
+    languages = [
+        "all",
+        *sorted(k for k in next(iter(runs.values()))["quality"]["asr"] if k != "all"),
+    ]
+    head = ["language", "n", *runs]
+    if offline:
+        head += ["offline (beam 5, 30 s)", "streaming - offline (points)"]
+    lines = ["", "## Accuracy per language (WER; ja: CER)", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lang in languages:
+        metric = "cer" if lang in CER_LANGUAGES else "wer"
+        first = next(iter(runs.values()))["quality"]["asr"].get(lang, {})
+        cells = [lang, str(first.get("n", 0))]
+        cells += [_pct(r["quality"]["asr"].get(lang, {}).get(metric)) for r in runs.values()]
+        if offline:
+            row = offline.get(lang, {})
+            diff = row.get("difference_points")
+            cells += [_pct(row.get("offline")), _NONE if diff is None else f"{diff:+.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _language_id_table(report: dict[str, Any]) -> list[str]:
+    """Per spoken language: how many turns' finals had it as `src` (and of short turns)."""
+    run = next(iter(report["runs"].values()))
+    lid = run["quality"]["language_id"]
+    mode = next(iter(report["runs"]))
+    lines = ["", f"## Language identification ({mode})", ""]
+    lines += [
+        "| spoken | turns | with a final | right | accuracy | heard as | short turns right |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lang, score in lid.items():
+        short = score.get("short")
+        short_cell = (
+            f"{score['short']['correct']} of {score['short']['with_final']} "
+            f"({score['short']['turns']} turns)"
+            if short
+            else _NONE
+        )
+        heard = ", ".join(f"{k} {v}" for k, v in score["heard_as"].items()) or _NONE
+        lines.append(
+            f"| {lang} | {score['turns']} | {score['with_final']} | {score['correct']} | "
+            f"{_pct(score['accuracy'])} | {heard} | {short_cell} |"
+        )
+    return lines
+
+
+def _rss_table(report: dict[str, Any]) -> list[str]:
+    """Resident memory at each minute of each run, when a run lasted more than a minute."""
+    runs = {m: r.get("rss_mb", []) for m, r in report["runs"].items()}
+    if max((len(v) for v in runs.values()), default=0) < 2:
+        return []
+    minutes = sorted({row["minute"] for rows in runs.values() for row in rows})
+    lines = ["", "## Resident memory at each minute (MB, highest sample in the minute)", ""]
+    lines += ["| minute | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+    for minute in minutes:
+        cells = []
+        for rows in runs.values():
+            hit = next((row["rss_mb"] for row in rows if row["minute"] == minute), None)
+            cells.append(_num(hit, "{:.0f}"))
+        lines.append(f"| {minute} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_rss(report: dict[str, Any], path: Path) -> Path:
+    """Resident memory against time, one line per run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for m, (mode, run) in enumerate(report["runs"].items()):
+        rows = run.get("rss_mb", [])
+        ax.plot(
+            [row["minute"] for row in rows],
+            [row["rss_mb"] for row in rows],
+            marker="o",
+            color=_COLOURS.get(mode, f"C{m}"),
+            label=mode,
+        )
+    ax.set_xlabel("minute of the run")
+    ax.set_ylabel("RSS (MB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("resident memory (highest sample in each minute)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _ms(value: float | None) -> str:
@@ -307,7 +470,11 @@ def plot_timeline(
     main_mode = next(iter(records))
     main = records[main_mode]
     origin = main.arrivals[0] - main.ends[0] / 16000
-    duration = main.ends[-1] / 16000
+    # a long set (realspeech, a soak) is shown for its first TIMELINE_S seconds only
+    duration = min(main.ends[-1] / 16000, TIMELINE_S)
+    records = {mode: _until(r, duration) for mode, r in records.items()}
+    main = records[main_mode]
+    manifest = Manifest(tuple(u for u in manifest.utterances if u.t0 < duration))
     targets = report["settings"]["targets"]
     n_rows = 4 + (len(records) > 1)
     fig, axes = plt.subplots(
@@ -358,6 +525,13 @@ def plot_timeline(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _until(record: Any, seconds: float) -> Any:
+    """The record with only the events received in its first `seconds`."""
+    origin = record.arrivals[0] - record.ends[0] / 16000
+    kept = [(rx, e) for rx, e in record.received if rx - origin <= seconds]
+    return dataclasses.replace(record, received=kept)
 
 
 def _events_rows(
@@ -432,9 +606,9 @@ def plot_latency(report: dict[str, Any], path: Path) -> Path:
     """Per-utterance latencies of each run: boxes with every utterance as a dot."""
     plt = _pyplot()
     targets = report["settings"]["targets"]
-    keys = ["first_text", "final", *[f"mt.{t}" for t in targets], "tts"]
+    keys = ["first_partial", "final", *[f"mt.{t}" for t in targets], "audio"]
     labels = [
-        "onset →\nfirst text",
+        "onset →\nfirst partial",
         "end →\nasr.final",
         *[f"end →\nmt.final {t}" for t in targets],
         "end →\nfirst audio",
