@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from edged.events import Event
 from edged.publish import Publisher
@@ -150,6 +150,7 @@ class EventBus:
         self._lock = threading.Lock()
         self._seq: dict[int, int] = {}
         self._outlets: list[Outlet] = []
+        self._observers: list[Callable[[Event], None]] = []
         self.counts: dict[str, int] = {}
         for publisher in publishers:
             self.attach(publisher)
@@ -157,6 +158,13 @@ class EventBus:
     def attach(self, publisher: Publisher) -> None:
         with self._lock:
             self._outlets.append(Outlet(publisher))
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Call `observer(event)` inside emit(), on the stage's own thread, as the event is
+        numbered: for measurement only (the benchmark's clock, which must see a tts.start
+        before the audio it announces reaches the sink). It must return at once."""
+        with self._lock:
+            self._observers.append(observer)
 
     def detach(self, publisher: Publisher, timeout: float = 5.0) -> None:
         """Deliver what `publisher` has queued (bounded), then close it."""
@@ -175,6 +183,8 @@ class EventBus:
                 del self._seq[min(self._seq)]
             event = dataclasses.replace(event, seq=seq, session=self.session.id)
             self.counts[event.type] = self.counts.get(event.type, 0) + 1
+            for observe in self._observers:
+                observe(event)
             for outlet in self._outlets:
                 outlet.offer(event)
         return event

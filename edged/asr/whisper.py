@@ -106,6 +106,7 @@ class WhisperRecognizer:
         self._last_final: tuple[str, ctranslate2.StorageView] | None = None
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
+        self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
         log.info(
             "Whisper model loaded from %s in %d ms", bundle, (time.monotonic() - started) * 1e3
         )
@@ -222,6 +223,8 @@ class WhisperRecognizer:
             # A short window's known failure ("Comment t'appelles-tu ? Comment
             # t'appelles-tu ?" on 1.6 s): fall back to Whisper's native 30 s window, as
             # openai-whisper falls back to other temperatures, and keep the better decode.
+            self.fallbacks += 1
+            log.debug("final decoded again on the 30 s window: %r", decoded.text)
             encoded = self._encode(audio, MAX_SEGMENT_S)
             retry = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
             decoded = min(decoded, retry, key=lambda d: (_looping(d, audio_s), -d.avg_logprob))

@@ -41,7 +41,7 @@ RSS_EVERY_S = 5.0  # resident memory sampling period (wall seconds)
 
 
 class Recorder:
-    """A Publisher keeping every event with the monotonic time it was received; it also
+    """Keeps every event with the monotonic time it was emitted (a bus observer); it also
     tells the capture sink which utterance the synthesized audio belongs to."""
 
     def __init__(self) -> None:
@@ -308,7 +308,10 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
     sink = CaptureSink(recorder, keep_audio=not soak) if config.tts.enabled else None
     # --gate-tail reproduces the daemon's half-duplex muting as if the sink were a speaker.
     half_duplex = config.playback.gate_tail > 0
-    pipeline = build_pipeline(prepared, engines, source, sink, [recorder], half_duplex=half_duplex)
+    pipeline = build_pipeline(prepared, engines, source, sink, [], half_duplex=half_duplex)
+    # Observed as emitted, not through a dispatcher: the sink attributes audio to the
+    # utterance of the last tts.start, which must be seen before that audio is played.
+    pipeline.bus.observe(recorder.publish)
     rss_start_kb = status_kb("VmRSS")
     hwm_reset = _reset_peak_rss()
     sampler = RssSampler()
