@@ -32,6 +32,8 @@ _NO_SPEECH_LIMIT = 0.6
 _PREVIOUS_TOKENS = 64  # of the last final, as prompt for the next utterance
 _LOGPROB_LIMIT = -1.0
 _PREVIOUS_WITHIN_S = 20.0  # a final older than this (audio time) does not condition the next
+_QUIET_TAIL = int(0.16 * SAMPLE_RATE)  # samples: the end of the audio that may be a pause
+_QUIET_RATIO = 0.1  # of the loudest chunk's RMS: below this the end is taken for a pause
 _TAIL_PAD_S = 0.45  # silence appended to a final's audio (see _final_audio)
 _MAX_CHARS_PER_S = 25  # fast speech is ~15 characters a second; a repetition loop is more
 # What Whisper says over noise or silence when it must say something; dropped from finals
@@ -107,6 +109,7 @@ class WhisperRecognizer:
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
         self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
+        self._loudest = 0.0  # RMS of the utterance's loudest chunk so far
         log.info(
             "Whisper model loaded from %s in %d ms", bundle, (time.monotonic() - started) * 1e3
         )
@@ -139,6 +142,7 @@ class WhisperRecognizer:
         self._decoded_at = 0
         self._segment_lang = None
         self._agreement.reset()
+        self._loudest = 0.0
 
     def accept(self, samples: np.ndarray) -> list[Hypothesis]:
         room = len(self._buffer) - self._filled
@@ -146,6 +150,8 @@ class WhisperRecognizer:
         self._buffer[self._filled : self._filled + take] = samples[:take]
         self._filled += take
         self.dropped_samples += len(samples) - take
+        if take:
+            self._loudest = max(self._loudest, float(np.sqrt(np.mean(samples[:take] ** 2))))
         if not self._partial_due():
             return []
         return [self._partial()]
@@ -170,7 +176,16 @@ class WhisperRecognizer:
             return False
         # Never spend more than ~80% of real time re-decoding, or the queue grows.
         interval = max(o.partial_interval, self._last_decode_s * 1.25)
-        return self._filled - self._decoded_at >= interval * SAMPLE_RATE or self._decoded_at == 0
+        due = self._filled - self._decoded_at >= interval * SAMPLE_RATE or self._decoded_at == 0
+        # Not while the speaker seems to have stopped: the final is about to be decoded,
+        # and a partial begun now would hold it up by a whole decode (seen: +250 ms).
+        return due and not self._tail_quiet()
+
+    def _tail_quiet(self) -> bool:
+        """The last 160 ms are far below the utterance's loudest chunk: likely a pause."""
+        tail = self._buffer[max(0, self._filled - _QUIET_TAIL) : self._filled]
+        level = float(np.sqrt(np.mean(tail**2))) if len(tail) else 0.0
+        return level < _QUIET_RATIO * self._loudest
 
     def _partial(self) -> Hypothesis:
         started = time.monotonic()
