@@ -95,12 +95,12 @@ class WhisperConfig:
     bundle: str = "whisper-base"
     partials: bool = True  # false: decode each utterance once, after it ends (no partials)
     compute_type: str = field(default="int8", metadata=_choices("int8", "int8_float32", "float32"))
-    beam_size: int = field(default=5, metadata=_range(1, 8))
+    beam_size: int = field(default=2, metadata=_range(1, 8))
     partial_interval: float = field(default=1.0, metadata=_range(0.2, 10))
-    first_partial: float = field(default=0.3, metadata=_range(0.2, 5))
-    partial_window: float = field(default=5.0, metadata=_range(2, 30))
+    first_partial: float = field(default=0.6, metadata=_range(0.2, 5))
+    partial_window: float = field(default=10.0, metadata=_range(2, 30))
     final_window: float = field(default=10.0, metadata=_range(2, 30))
-    translate_window: float = field(default=10.0, metadata=_range(2, 30))
+    translate_window: float = field(default=30.0, metadata=_range(2, 30))
     agreement: int = field(default=2, metadata=_range(2, 5))
     lid_margin: float = field(default=0.2, metadata=_range(0, 1))
 

@@ -174,5 +174,7 @@ def test_speaker_config_reaches_the_voice(models_dir: Path, tmp_path: Path) -> N
     config = tmp_path / "edged.toml"
     config.write_text('[tts]\nspeakers = { en = "7" }\n', encoding="utf-8")
     prepared = engines.prepare(load_config(config))
+    engines_ = prepared.load()  # voices load on first use (issue 12): the speaker with it
+    assert engines_.voices is not None
     with pytest.raises(ConfigError, match=r"tts.speakers \(piper-en_US-joe-medium\): '7'"):
-        prepared.load()
+        engines_.voices.for_language("en")
