@@ -43,11 +43,17 @@ def test_sherpa_engine_gives_the_same_event_vocabulary(edged, beckett, sherpa_co
     assert set(f["text"].split()[0].rstrip(".,") for f in finals) <= {"Do", "Re", "Mi"}
     assert sherpa.of("asr.partial") and len(sherpa.of("mt.final")) == len(finals)
     # Same types with the same fields as the Whisper run.
-    assert {t for t, _ in shape(sherpa.events)} == {t for t, _ in shape(whisper.events)}
+    # (mt.interim needs a stable prefix: Whisper forms one only on longer utterances than
+    # beckett's, and skips partials at pauses, so it is compared only when both have it.)
+    optional = {"mt.interim"}
+    assert {t for t, _ in shape(sherpa.events)} - optional == {
+        t for t, _ in shape(whisper.events)
+    } - optional
     fields = dict(shape(whisper.events))
     token_fields = {"tokens", "token_t0"}  # sherpa models give token times; Whisper here not
     for kind, names in shape(sherpa.events):
-        assert names - token_fields == fields[kind], kind
+        if kind in fields:
+            assert names - token_fields == fields[kind], kind
     for final in finals:
         assert len(final["tokens"]) == len(final["token_t0"]) > 0
         assert final["t0"] - 0.05 <= final["token_t0"][0] <= final["token_t0"][-1] <= final["t1"]
