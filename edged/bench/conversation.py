@@ -19,7 +19,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -253,19 +252,10 @@ def _read_cache(path: Path) -> dict[str, list[list[Any]]]:
 
 
 def _aligner(model_dir: Path, threads: int) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a directory, never a download
-    try:
-        from faster_whisper import WhisperModel
-    except ImportError as exc:
-        raise ConfigError(
-            "--set conversation needs faster-whisper for word boundaries: "
-            "pip install 'edged[bench]' (or pip install faster-whisper)"
-        ) from exc
+    from edged.bench.offline import load_faster_whisper
+
     log.info("finding word boundaries with faster-whisper (cached in words.json)")
-    return WhisperModel(
-        str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
-        local_files_only=True,
-    )  # fmt: skip
+    return load_faster_whisper(model_dir, threads, "--set conversation (word boundaries)")
 
 
 def _words(model: Any, audio: np.ndarray, language: str) -> list[list[Any]]:

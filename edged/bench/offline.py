@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edged.audio import SAMPLE_RATE
 from edged.bench.manifest import Manifest
@@ -41,31 +42,39 @@ class OfflineRecord:
     settings: dict[str, object] = field(default_factory=dict)
 
 
-def decode(
-    manifest: Manifest, audio: Path, model_dir: Path, threads: int, compute_type: str = "int8"
-) -> OfflineRecord:
-    """Decode every utterance of `manifest` cut from `audio` (its t0-t1, PAD_S either side)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a directory, never a download
+def load_faster_whisper(
+    model_dir: Path, threads: int, needed_by: str, compute_type: str = "int8"
+) -> Any:
+    """faster-whisper on the installed model directory, never a download; a missing
+    package is one line naming `needed_by` and the extra that brings it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from faster_whisper import WhisperModel
     except ImportError as exc:
         raise ConfigError(
-            "--compare offline needs faster-whisper: pip install 'edged[bench]' "
+            f"{needed_by} needs faster-whisper: pip install 'edged[bench]' "
             "(or pip install faster-whisper)"
         ) from exc
-    from edged.audio.convert import to_pipeline_format
-    from edged.audio.wav import read_wav
-
-    samples, rate = read_wav(audio)
-    pcm = to_pipeline_format(samples, rate)
-    started = time.monotonic()
-    model = WhisperModel(
+    return WhisperModel(
         str(model_dir),
         device="cpu",
         compute_type=compute_type,
         cpu_threads=threads,
         local_files_only=True,
     )
+
+
+def decode(
+    manifest: Manifest, audio: Path, model_dir: Path, threads: int, compute_type: str = "int8"
+) -> OfflineRecord:
+    """Decode every utterance of `manifest` cut from `audio` (its t0-t1, PAD_S either side)."""
+    from edged.audio.convert import to_pipeline_format
+    from edged.audio.wav import read_wav
+
+    samples, rate = read_wav(audio)
+    pcm = to_pipeline_format(samples, rate)
+    started = time.monotonic()
+    model = load_faster_whisper(model_dir, threads, "--compare offline", compute_type)
     record = OfflineRecord(load_s=round(time.monotonic() - started, 3))
     record.settings = {
         "decoder": "faster-whisper",
