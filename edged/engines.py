@@ -15,6 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,21 +112,36 @@ class Prepared:
         """Load every model but the voices (those load on first use; see Voices); logs how
         long each took. Any failure is a ModelError naming the bundle."""
         c = self.config
-        with loading(_asr_bundle(c)):
-            recognizer = RECOGNIZERS[c.asr.engine](self)
-        # A recognizer that can take a final back gets the VAD's early pause (its final is
-        # decoded there); others end segments at vad.min_silence, as before.
-        early = c.vad.pause if isinstance(recognizer, Resumable) else None
-        with loading(c.vad.bundle):
-            segmenter = VadSegmenter(self.bundles[c.vad.bundle] / "silero_vad.onnx", c.vad, early)
+        # The translators load beside the recognizer: Apertium's start-up is mostly waiting
+        # for its processes and CTranslate2 loads without the GIL, so start-up costs the
+        # longer of the two, not their sum (edged translate on a short clip, issue 12).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edged-load") as pool:
+            translators = pool.submit(self._load_translators)
+            try:
+                with loading(_asr_bundle(c)):
+                    recognizer = RECOGNIZERS[c.asr.engine](self)
+                # A recognizer that can take a final back gets the VAD's early pause (its
+                # final is decoded there); others end segments at vad.min_silence.
+                early = c.vad.pause if isinstance(recognizer, Resumable) else None
+                with loading(c.vad.bundle):
+                    model = self.bundles[c.vad.bundle] / "silero_vad.onnx"
+                    segmenter = VadSegmenter(model, c.vad, early)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    translators.result()
+                self.router.close()
+                raise
+            translators.result()  # its ModelError, if any, is the user's one line
+        return Engines(
+            segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
+        )
+
+    def _load_translators(self) -> None:
         started = time.monotonic()
         with loading(None):
             self.router.load(self.plans)
         if self.plans:
             log.info("translators loaded in %d ms", (time.monotonic() - started) * 1e3)
-        return Engines(
-            segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
-        )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,6 +116,9 @@ def run_file(prepared: Prepared, extra_publishers: Sequence[Publisher] = ()) -> 
     engines = prepared.load()
     borrowed = [Borrowed(p) for p in extra_publishers]
     pipeline = build_pipeline(prepared, engines, source, sink, [*publishers, *borrowed])
+    ready = since_process_start()
+    if ready is not None:
+        log.info("ready in %d ms (models loaded, reading the input)", ready * 1000)
     try:
         pipeline.run()
     finally:
@@ -125,3 +129,16 @@ def run_file(prepared: Prepared, extra_publishers: Sequence[Publisher] = ()) -> 
     if pipeline.errors:
         raise pipeline.errors[0]
     return 0
+
+
+def since_process_start() -> float | None:
+    """Seconds since this process began (Linux /proc; None elsewhere): start-up as a user
+    waits for it, interpreter and imports included."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            now = float(uptime.read().split()[0])
+        return max(0.0, now - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None

@@ -193,10 +193,14 @@ class _Pipeline:
                 os.killpg(self.pgid, signal.SIGKILL)
         self._reap(timeout=5.0)
 
-    def close(self, timeout: float = 2.0) -> None:
-        """End the input so the stages exit on their own; kill them if they do not."""
+    def end_input(self) -> None:
+        """Close the first stage's input: the stages exit on their own, one after another."""
         with contextlib.suppress(OSError):
             self.stages[0].stdin.close()  # type: ignore[union-attr]
+
+    def close(self, timeout: float = 2.0) -> None:
+        """End the input so the stages exit on their own; kill them if they do not."""
+        self.end_input()
         deadline = time.monotonic() + timeout
         try:
             for stage in self.stages:
@@ -288,12 +292,18 @@ class ApertiumTranslator:
         return unescape(answer.decode("utf-8", "replace"))
 
     def close(self) -> None:
-        """Stop every pipeline; translate() after close() starts them again."""
+        """Stop every pipeline; translate() after close() starts them again. Every input is
+        closed first, so the pipelines wind down together (exit waits for the slowest, not
+        the sum)."""
+        stopping = []
         for mode in list(self._pipelines):
             with self._locks[mode]:
                 pipeline = self._pipelines.pop(mode, None)
                 if pipeline is not None:
-                    pipeline.close()
+                    pipeline.end_input()
+                    stopping.append(pipeline)
+        for pipeline in stopping:
+            pipeline.close()
 
     def __enter__(self) -> ApertiumTranslator:
         return self
