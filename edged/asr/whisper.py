@@ -32,6 +32,9 @@ _NO_SPEECH_LIMIT = 0.6
 _PREVIOUS_TOKENS = 64  # of the last final, as prompt for the next utterance
 _LOGPROB_LIMIT = -1.0
 _PREVIOUS_WITHIN_S = 20.0  # a final older than this (audio time) does not condition the next
+_STAY_S = 5.0  # a final this recent (audio time) makes its language the likely next one
+_STAY_ODDS = 4.0  # how much likelier (see _identify)
+_STAY_MAX_AUDIO = 2.0  # seconds: segments up to this long get those odds
 _QUIET_TAIL = int(0.16 * SAMPLE_RATE)  # samples: the end of the audio that may be a pause
 _QUIET_RATIO = 0.1  # of the loudest chunk's RMS: below this the end is taken for a pause
 _TAIL_PAD_S = 0.45  # silence appended to a final's audio (see _final_audio)
@@ -154,7 +157,8 @@ class WhisperRecognizer:
             self._loudest = max(self._loudest, float(np.sqrt(np.mean(samples[:take] ** 2))))
         if not self._partial_due():
             return []
-        return [self._partial()]
+        partial = self._partial()
+        return [partial] if partial else []
 
     def end(self) -> list[Hypothesis]:
         if self._filled < int(0.1 * SAMPLE_RATE):
@@ -187,7 +191,10 @@ class WhisperRecognizer:
         level = float(np.sqrt(np.mean(tail**2))) if len(tail) else 0.0
         return level < _QUIET_RATIO * self._loudest
 
-    def _partial(self) -> Hypothesis:
+    def _partial(self) -> Hypothesis | None:
+        """The growing segment decoded greedily; None when that decode loops (a screen
+        showing "Today only platforms will be available." five times over is worse than
+        the previous partial staying a moment longer)."""
         started = time.monotonic()
         audio = self._buffer[: self._filled]
         encoded = self._encode(audio, self.options.partial_window)
@@ -201,10 +208,12 @@ class WhisperRecognizer:
         # No conditioning on the previous final: it made the first partials of an utterance
         # repeat the previous text ("Turn on the living room light." again and again).
         decoded = self._decode(encoded, lang, "transcribe", committed, 1, condition=False)
-        words = decoded.text.split()
-        stable = self._agreement.update(words)
         self._decoded_at = self._filled
         self._last_decode_s = time.monotonic() - started
+        if _looping(decoded, self._filled / SAMPLE_RATE):
+            return None
+        words = decoded.text.split()
+        stable = self._agreement.update(words)
         return Hypothesis(
             HypothesisKind.PARTIAL,
             decoded.text,
@@ -223,7 +232,7 @@ class WhisperRecognizer:
     def _final(self) -> Hypothesis | None:
         audio = self._final_audio()
         encoded = self._encode(audio, self.options.final_window)
-        lang = self._identify(encoded)
+        lang = self._identify(encoded, final=True)
         # Decoded afresh, not forced to start with the committed words: a forced prefix that
         # already covers the utterance makes Whisper invent a continuation ("... better. You").
         # The final supersedes the partials, as in the cloud APIs.
@@ -289,13 +298,37 @@ class WhisperRecognizer:
         except RuntimeError as exc:
             raise EngineError(f"Whisper encoder failed: {exc}") from exc
 
-    def _identify(self, encoded: ctranslate2.StorageView) -> str:
+    def _identify(self, encoded: ctranslate2.StorageView, final: bool = False) -> str:
+        """The utterance's language among the candidates; `final`: for the final (only
+        finals take the previous one's language as a prior: partials of a new speaker's
+        first second would lock the utterance to the wrong one)."""
         if len(self._languages) == 1:
             return self._languages[0]
         scores = dict(self._model.detect_language(encoded)[0])
+        prev = self._previous
+        short = self._filled <= _STAY_MAX_AUDIO * SAMPLE_RATE
+        if (
+            final
+            and short
+            and not self._turns
+            and prev.lang in self._languages
+            and (self._recent(_STAY_S))
+        ):
+            # One person goes on in the language they were speaking: Whisper's ID on a
+            # short segment of a long reading wanders ("Mi muy querido Manuel." came out
+            # as Japanese, "gelernet" as English), so the previous final's language gets
+            # prior odds; a clear call for another language still wins, and a longer
+            # segment (someone else, in another language) decides on its own.
+            key = f"<|{prev.lang}|>"
+            scores[key] = scores.get(key, 0.0) * _STAY_ODDS
         ranked = sorted(self._languages, key=lambda c: scores.get(f"<|{c}|>", 0.0), reverse=True)
         best, second = ranked[0], ranked[1]
         margin = scores.get(f"<|{best}|>", 0.0) - scores.get(f"<|{second}|>", 0.0)
+        log.debug(
+            "language ID on %.1f s: %s",
+            self._filled / SAMPLE_RATE,
+            " ".join(f"{c}={scores.get(f'<|{c}|>', 0.0):.2f}" for c in ranked[:3]),
+        )
         if margin >= self.options.lid_margin:
             return best
         if self._segment_lang in self._languages:
@@ -312,7 +345,11 @@ class WhisperRecognizer:
         transcribed far more consistently with it ("Ever failed." not "Everfailed.") — but
         only on a recent final in the same language, which passed the quality checks."""
         p = self._previous
-        return bool(p.tokens) and p.lang == lang and self._t0 - p.t1 <= _PREVIOUS_WITHIN_S
+        return bool(p.tokens) and p.lang == lang and self._recent(_PREVIOUS_WITHIN_S)
+
+    def _recent(self, within_s: float) -> bool:
+        """The last published final ended at most `within_s` before this utterance."""
+        return self._t0 - self._previous.t1 <= within_s
 
     def _decode(
         self,
