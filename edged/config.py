@@ -85,7 +85,7 @@ class VadConfig:
     min_silence: float = field(default=0.6, metadata=_range(0.1, 5))
     sentence_silence: float = field(default=0.3, metadata=_range(0.1, 5))
     pause: float = field(default=0.15, metadata=_range(0.05, 5))
-    min_speech: float = field(default=0.25, metadata=_range(0.05, 2))
+    min_speech: float = field(default=0.1, metadata=_range(0.05, 2))
     max_speech: float = field(default=20.0, metadata=_range(2, 28))
     preroll: float = field(default=0.4, metadata=_range(0, 2))
 

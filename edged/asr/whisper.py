@@ -32,6 +32,7 @@ _NO_SPEECH_LIMIT = 0.6
 _PREVIOUS_TOKENS = 64  # of the last final, as prompt for the next utterance
 _LOGPROB_LIMIT = -1.0
 _PREVIOUS_WITHIN_S = 20.0  # a final older than this (audio time) does not condition the next
+_RETRY_S = 0.3  # seconds of new audio before a partial decode that looped is tried again
 _STAY_S = 5.0  # a final this recent (audio time) makes its language the likely next one
 _STAY_ODDS = 4.0  # how much likelier (see _identify)
 _STAY_MAX_AUDIO = 2.0  # seconds: segments up to this long get those odds
@@ -113,6 +114,7 @@ class WhisperRecognizer:
         self.dropped_samples = 0
         self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
         self._loudest = 0.0  # RMS of the utterance's loudest chunk so far
+        self._partial_dropped = False  # the last partial decode looped and was not shown
         log.info(
             "Whisper model loaded from %s in %d ms", bundle, (time.monotonic() - started) * 1e3
         )
@@ -146,6 +148,7 @@ class WhisperRecognizer:
         self._segment_lang = None
         self._agreement.reset()
         self._loudest = 0.0
+        self._partial_dropped = False
 
     def accept(self, samples: np.ndarray) -> list[Hypothesis]:
         room = len(self._buffer) - self._filled
@@ -178,8 +181,11 @@ class WhisperRecognizer:
         o = self.options
         if not o.partials or self._filled < o.first_partial * SAMPLE_RATE:
             return False
-        # Never spend more than ~80% of real time re-decoding, or the queue grows.
-        interval = max(o.partial_interval, self._last_decode_s * 1.25)
+        # Never spend more than ~80% of real time re-decoding, or the queue grows. After a
+        # decode that looped (not shown), try again sooner: a short utterance would
+        # otherwise end before its first partial.
+        base = _RETRY_S if self._partial_dropped else o.partial_interval
+        interval = max(base, self._last_decode_s * 1.25)
         due = self._filled - self._decoded_at >= interval * SAMPLE_RATE or self._decoded_at == 0
         # Not while the speaker seems to have stopped: the final is about to be decoded,
         # and a partial begun now would hold it up by a whole decode (seen: +250 ms).
@@ -210,7 +216,9 @@ class WhisperRecognizer:
         decoded = self._decode(encoded, lang, "transcribe", committed, 1, condition=False)
         self._decoded_at = self._filled
         self._last_decode_s = time.monotonic() - started
-        if _looping(decoded, self._filled / SAMPLE_RATE):
+        self._partial_dropped = _looping(decoded, self._filled / SAMPLE_RATE)
+        if self._partial_dropped:
+            log.debug("partial not shown (it loops): %r", decoded.text[:80])
             return None
         words = decoded.text.split()
         stable = self._agreement.update(words)

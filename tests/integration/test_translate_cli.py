@@ -69,8 +69,14 @@ def test_beckett_gives_its_text_with_partials_before_finals(edged, beckett) -> N
     got, want = normalise(text).split(), normalise(BECKETT_TEXT).split()
     # Whisper base hears the first word as "Never" about half the time: one word of slack.
     assert len(got) == len(want) and sum(a != b for a, b in zip(got, want, strict=True)) <= 1
-    types = [e["type"] for e in run.events]
-    assert "asr.partial" in types and types.index("asr.partial") < types.index("asr.final")
+    # Partials come before their utterance's final (a partial decode that loops, as base's
+    # greedy "ever ever ever ..." on the first 0.4 s, is not shown: that utterance may have
+    # none).
+    partial_utts = {e["utt"] for e in run.of("asr.partial")}
+    assert len(partial_utts) >= len(run.of("asr.final")) - 2, [e["type"] for e in run.events]
+    for utt in partial_utts:
+        types = [e["type"] for e in run.events if e.get("utt") == utt]
+        assert types.index("asr.partial") < types.index("asr.final"), types
     assert run.of("mt.final") and all(m["tgt"] == "es" for m in run.of("mt.final"))
     assert_ordered_utterance_events(run.events)
 
