@@ -15,6 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,23 +119,26 @@ class Prepared:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edged-load") as pool:
             translators = pool.submit(self._load_translators)
             try:
-                with loading(_asr_bundle(c)):
-                    recognizer = RECOGNIZERS[c.asr.engine](self)
-                # A recognizer that can take a final back gets the VAD's early pause (its
-                # final is decoded there); others end segments at vad.min_silence.
-                early = c.vad.pause if isinstance(recognizer, Resumable) else None
-                with loading(c.vad.bundle):
-                    model = self.bundles[c.vad.bundle] / "silero_vad.onnx"
-                    segmenter = VadSegmenter(model, c.vad, early)
+                recognizer, segmenter = self._load_recognizer()
             except BaseException:
-                with contextlib.suppress(Exception):
-                    translators.result()
+                futures.wait([translators])  # then close what it started
                 self.router.close()
                 raise
             translators.result()  # its ModelError, if any, is the user's one line
         return Engines(
             segmenter, recognizer, self.router, _load_voices(self) if c.tts.enabled else None
         )
+
+    def _load_recognizer(self) -> tuple[Recognizer, VadSegmenter]:
+        c = self.config
+        with loading(_asr_bundle(c)):
+            recognizer = RECOGNIZERS[c.asr.engine](self)
+        # A recognizer that can take a final back gets the VAD's early pause (its final is
+        # decoded there); others end segments at vad.min_silence, as before.
+        early = c.vad.pause if isinstance(recognizer, Resumable) else None
+        with loading(c.vad.bundle):
+            segmenter = VadSegmenter(self.bundles[c.vad.bundle] / "silero_vad.onnx", c.vad, early)
+        return recognizer, segmenter
 
     def _load_translators(self) -> None:
         started = time.monotonic()

@@ -313,30 +313,19 @@ class WhisperRecognizer:
         if len(self._languages) == 1:
             return self._languages[0]
         scores = dict(self._model.detect_language(encoded)[0])
-        prev = self._previous
-        short = self._filled <= _STAY_MAX_AUDIO * SAMPLE_RATE
-        if (
-            final
-            and short
-            and not self._turns
-            and prev.lang in self._languages
-            and (self._recent(_STAY_S))
-        ):
+        if final and (stay := self._stay_language()):
             # One person goes on in the language they were speaking: Whisper's ID on a
             # short segment of a long reading wanders ("Mi muy querido Manuel." came out
             # as Japanese, "gelernet" as English), so the previous final's language gets
-            # prior odds; a clear call for another language still wins, and a longer
-            # segment (someone else, in another language) decides on its own.
-            key = f"<|{prev.lang}|>"
+            # prior odds; a clear call for another language still wins.
+            key = f"<|{stay}|>"
             scores[key] = scores.get(key, 0.0) * _STAY_ODDS
         ranked = sorted(self._languages, key=lambda c: scores.get(f"<|{c}|>", 0.0), reverse=True)
         best, second = ranked[0], ranked[1]
         margin = scores.get(f"<|{best}|>", 0.0) - scores.get(f"<|{second}|>", 0.0)
-        log.debug(
-            "language ID on %.1f s: %s",
-            self._filled / SAMPLE_RATE,
-            " ".join(f"{c}={scores.get(f'<|{c}|>', 0.0):.2f}" for c in ranked[:3]),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # not formatted on every partial otherwise
+            top = " ".join(f"{c}={scores.get(f'<|{c}|>', 0.0):.2f}" for c in ranked[:3])
+            log.debug("language ID on %.1f s: %s", self._filled / SAMPLE_RATE, top)
         if margin >= self.options.lid_margin:
             return best
         if self._segment_lang in self._languages:
@@ -347,6 +336,16 @@ class WhisperRecognizer:
             # language ID, and in a conversation the other person speaks next.
             return next(c for c in self._languages if c != last)
         return best
+
+    def _stay_language(self) -> str | None:
+        """The language a short segment outside a conversation is presumed to go on in:
+        that of a final less than _STAY_S old. A longer segment (someone else, in another
+        language) decides on its own; in a conversation the other person speaks next."""
+        short = self._filled <= _STAY_MAX_AUDIO * SAMPLE_RATE
+        lang = self._previous.lang
+        if short and not self._turns and lang in self._languages and self._recent(_STAY_S):
+            return lang
+        return None
 
     def _conditioned(self, lang: str) -> bool:
         """Whisper's own conditioning on the previous text: short VAD segments are
