@@ -126,12 +126,12 @@ def test_bench_config_applies_threads_targets_and_engine() -> None:
     c = bench_config(
         Config(), _args("--threads", "4", "--asr", "sherpa", "--to", "de"), Path("x.wav")
     )
-    assert (c.asr.threads, c.mt.threads, c.tts.threads) == (4, 2, 2)
+    assert (c.asr.threads, c.mt.threads, c.tts.threads) == (2, 2, 2)
     assert c.asr.engine == "sherpa" and c.mt.targets == ("de",)
     assert c.audio.realtime and c.audio.path == "x.wav" and c.tts.output == ""
     assert c.playback.gate_tail == 0.0
     default = bench_config(Config(), _args(), Path("x.wav"))
-    assert default.mt.targets == ("en", "es") and default.asr.threads == 2
+    assert default.mt.targets == ("en", "es") and default.asr.threads == 1
     assert not bench_config(Config(), _args("--no-tts"), Path("x.wav")).tts.enabled
     with pytest.raises(ConfigError, match="--threads"):
         bench_config(Config(), _args("--threads", "0"), Path("x.wav"))
