@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from edged.errors import ConfigError, ModelError
 from edged.store import default_models_dir
 from edged.tts.espeak import DATA_DIR, LIBRARY_FILE, EspeakLibrary, EspeakSynthesizer
-from edged.tts.phonemes import Phonemizer, codepoints
+from edged.tts.phonemes import MAX_SYMBOLS, Phonemizer, codepoints
 
 ESPEAK_BUNDLE = "espeak-ng-data"
 
@@ -55,6 +55,18 @@ def test_phonemes_are_nfd_and_clauses_keep_commas(phonemizer: Phonemizer) -> Non
     assert "\u0303" in sentence  # the nasal tilde of "bien", decomposed
     assert ", " in sentence
     assert codepoints("ɛ̃") == [0x25B, 0x303]
+
+
+def test_a_long_sentence_is_cut_at_its_clauses(phonemizer: Phonemizer) -> None:
+    # One call per piece: synthesis memory grows with the audio of a call (MAX_SYMBOLS).
+    clause = "where spend to return to the neighbouring court"
+    text = ", ".join([clause] * 6) + "."
+    pieces = phonemizer.phonemize(text, "en-us")
+    (whole,) = phonemizer.phonemize(clause + ".", "en-us")
+    assert len(pieces) > 1 and all(p.endswith(",") for p in pieces[:-1]), pieces
+    assert pieces[-1].endswith(".")
+    assert all(len(p) <= MAX_SYMBOLS for p in pieces)
+    assert " ".join(pieces).count(whole[:-1]) == 6  # every clause, none lost or split
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", "...", "?!", "\0"])
