@@ -130,7 +130,13 @@ def test_status_is_device_state_republished_on_every_connect(
     assert publisher.wait_state(ConnectionState.DISCONNECTED, 10)
     broker.start()
     assert publisher.wait_connected(15)
+    # The status goes out right after CONNACK, so it may still be on its way: ask again
+    # until the broker holds it (or 10 s have passed).
+    deadline = time.monotonic() + 10
     status = retained_messages(broker, [f"edged/{DEV}/status"])
+    while not status and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = retained_messages(broker, [f"edged/{DEV}/status"])
     assert [m.json()["detail"] for m in status] == [{"mic": "lost"}]
 
 
