@@ -100,7 +100,8 @@ class WhisperConfig:
     first_partial: float = field(default=0.3, metadata=_range(0.2, 5))
     partial_window: float = field(default=5.0, metadata=_range(2, 30))
     final_window: float = field(default=10.0, metadata=_range(2, 30))
-    translate_window: float = field(default=30.0, metadata=_range(2, 30))
+    translate_window: float = field(default=10.0, metadata=_range(2, 30))
+    translate_beam: int = field(default=5, metadata=_range(1, 8))
     agreement: int = field(default=2, metadata=_range(2, 5))
     lid_margin: float = field(default=0.2, metadata=_range(0, 1))
 

@@ -7,6 +7,7 @@ One encoder pass serves language identification, transcription and the translate
 from __future__ import annotations
 
 import logging
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ _STAY_MAX_AUDIO = 2.0  # seconds: segments up to this long get those odds
 _QUIET_TAIL = int(0.16 * SAMPLE_RATE)  # samples: the end of the audio that may be a pause
 _QUIET_RATIO = 0.1  # of the loudest chunk's RMS: below this the end is taken for a pause
 _TAIL_PAD_S = 0.45  # silence appended to a final's audio (see _final_audio)
+_LONGER = 1.5  # a translation with this many times the transcript's words is suspect
 _MAX_CHARS_PER_S = 25  # fast speech is ~15 characters a second; a repetition loop is more
 # What Whisper says over noise or silence when it must say something; dropped from finals
 # only when the decoder itself doubted there was speech.
@@ -109,7 +111,7 @@ class WhisperRecognizer:
         # utterance begins, not when a pause was merely decoded speculatively (resume()).
         self._previous = _Previous()
         self._candidate: _Previous | None = None
-        self._last_final: tuple[str, ctranslate2.StorageView] | None = None
+        self._last_final: tuple[str, ctranslate2.StorageView, str] | None = None
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
         self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
@@ -267,7 +269,7 @@ class WhisperRecognizer:
             self._candidate = None
             return Hypothesis(HypothesisKind.FINAL, "", "", lang, self._t0, t1, reason=reason)
         self._candidate = _Previous(lang, decoded.token_ids[-_PREVIOUS_TOKENS:], decoded.text, t1)
-        self._last_final = (lang, encoded)
+        self._last_final = (lang, encoded, decoded.text)
         return Hypothesis(HypothesisKind.FINAL, decoded.text, decoded.text, lang, self._t0, t1)
 
     # --- speech->English, after the transcript is out (SpeechTranslator) --------------
@@ -280,18 +282,25 @@ class WhisperRecognizer:
         the next begin())."""
         if self._last_final is None:
             return None
-        lang, encoded = self._last_final
+        lang, encoded, transcript = self._last_final
         self._last_final = None
-        # Base's translate task degrades on a short window ("How do you call Tuf?" for
-        # "Comment t'appelles-tu ?" at 10 s, right at 30 s): it gets its own pass.
+        # With translate_window = final_window the final's encoder pass serves (the
+        # default). Base's translate task needs a wider beam than transcription: with 2-4 it
+        # said "How do you call Tuf?" for "Comment t'appelles-tu ?" on every window.
         window = self.options.translate_window
         if window != self.options.final_window:
             encoded = self._encode(self._final_audio(), window)
         try:
-            return self._decode(encoded, lang, "translate", [], self.options.beam_size).text
+            decoded = self._decode(encoded, lang, "translate", [], self.options.translate_beam)
         except EngineError as exc:
             log.warning("speech translation failed: %s", exc)
             return None
+        # On a 10 s window base's translate task may say its sentence twice, or loop on a
+        # phrase ("it has been reported that it has been reported that ..."): a translation
+        # far longer than what was said is trimmed (a phrase really said twice is not).
+        if len(decoded.text.split()) > _LONGER * len(transcript.split()) + 3:
+            return trim_repeats(decoded.text)
+        return decoded.text
 
     def _encode(self, audio: np.ndarray, window_s: float) -> ctranslate2.StorageView:
         features = log_mel(audio, self._n_mels)
@@ -405,11 +414,36 @@ class _Previous:
     t1: float = 0.0
 
 
-def _same_text(a: str, b: str) -> bool:
-    def norm(t: str) -> str:
-        return " ".join("".join(c for c in t.casefold() if c.isalnum() or c.isspace()).split())
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
-    return bool(b) and norm(a) == norm(b)
+
+def trim_repeats(text: str) -> str:
+    """`text` with what a looping decoder added dropped: a sentence that repeats an
+    earlier one, or its beginning, ends the text, and a run of words said again straight
+    after itself (three words or more) is kept once."""
+    kept: list[str] = []
+    for sentence in _SENTENCE.split(text.strip()):
+        # the same sentence again, or the start of one again (the decode was cut)
+        if any(_norm(k).startswith(_norm(sentence)) for k in kept if _norm(sentence)):
+            break
+        kept.append(sentence)
+    words = " ".join(kept).split()
+    out: list[str] = []
+    for word in words:
+        out.append(word)
+        for n in range(3, len(out) // 2 + 1):
+            if [_norm(w) for w in out[-n:]] == [_norm(w) for w in out[-2 * n : -n]]:
+                del out[-n:]
+                break
+    return " ".join(out)
+
+
+def _norm(text: str) -> str:
+    return " ".join("".join(c for c in text.casefold() if c.isalnum() or c.isspace()).split())
+
+
+def _same_text(a: str, b: str) -> bool:
+    return bool(b) and _norm(a) == _norm(b)
 
 
 def _looping(decoded: _Decoded, audio_s: float) -> bool:
