@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from edged import heap
 from edged.asr import Hypothesis, HypothesisKind, Recognizer, Resumable, SpeechTranslator
 from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk, AudioSink, AudioSource, Speaker
 from edged.bus import EventBus
@@ -672,6 +673,7 @@ class Pipeline:
             self._publish_rejected(t_end, "no-speech")
             self._utt_open = False
         self._speech_translation()
+        heap.trim()  # after the utterance's work, before the next one's (see edged.heap)
         self._at_boundary()
 
     def _resume(self) -> None:
