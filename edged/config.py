@@ -83,7 +83,7 @@ class VadConfig:
     bundle: str = "silero-vad"
     threshold: float = field(default=0.5, metadata=_range(0.05, 0.95))
     min_silence: float = field(default=0.6, metadata=_range(0.1, 5))
-    sentence_silence: float = field(default=0.3, metadata=_range(0.1, 5))
+    sentence_silence: float = field(default=0.2, metadata=_range(0.1, 5))
     pause: float = field(default=0.15, metadata=_range(0.05, 5))
     min_speech: float = field(default=0.1, metadata=_range(0.05, 2))
     max_speech: float = field(default=20.0, metadata=_range(2, 28))
