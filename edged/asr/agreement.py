@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 
-def _norm(word: str) -> str:
+def word_key(word: str) -> str:
     """Compare words without case or trailing punctuation: Whisper often changes both
     as more audio arrives ("tried," -> "tried.")."""
     return word.strip(".,!?;:¿¡\"'").casefold()
@@ -48,7 +48,7 @@ class LocalAgreement:
 def _common_prefix(a: list[str], b: list[str]) -> int:
     count = 0
     for x, y in zip(a, b, strict=False):
-        if _norm(x) != _norm(y):
+        if word_key(x) != word_key(y):
             break
         count += 1
     return count

@@ -18,7 +18,7 @@ import numpy as np
 import tokenizers
 
 from edged.asr import Hypothesis, HypothesisKind
-from edged.asr.agreement import LocalAgreement
+from edged.asr.agreement import LocalAgreement, word_key
 from edged.asr.mel import CHUNK_FRAMES, HOP, log_mel
 from edged.audio import SAMPLE_RATE
 from edged.config import WhisperConfig
@@ -421,21 +421,24 @@ def trim_repeats(text: str) -> str:
     """`text` with what a looping decoder added dropped: a sentence that repeats an
     earlier one, or its beginning, ends the text, and a run of words said again straight
     after itself (three words or more) is kept once."""
-    kept: list[str] = []
+    keys: list[str] = []  # of the sentences kept
+    sentences: list[str] = []
     for sentence in _SENTENCE.split(text.strip()):
-        # the same sentence again, or the start of one again (the decode was cut)
-        if any(_norm(k).startswith(_norm(sentence)) for k in kept if _norm(sentence)):
+        key = _norm(sentence)
+        if key and any(k.startswith(key) for k in keys):  # again, or its start (cut)
             break
-        kept.append(sentence)
-    words = " ".join(kept).split()
-    out: list[str] = []
-    for word in words:
-        out.append(word)
-        for n in range(3, len(out) // 2 + 1):
-            if [_norm(w) for w in out[-n:]] == [_norm(w) for w in out[-2 * n : -n]]:
-                del out[-n:]
+        keys.append(key)
+        sentences.append(sentence)
+    words: list[str] = []
+    word_keys: list[str] = []
+    for word in " ".join(sentences).split():
+        words.append(word)
+        word_keys.append(word_key(word))
+        for n in range(3, len(words) // 2 + 1):
+            if word_keys[-n:] == word_keys[-2 * n : -n]:
+                del words[-n:], word_keys[-n:]
                 break
-    return " ".join(out)
+    return " ".join(words)
 
 
 def _norm(text: str) -> str:

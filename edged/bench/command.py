@@ -140,11 +140,10 @@ def bench_config(config: Config, args: argparse.Namespace, audio: Path) -> Confi
     if not 1 <= threads <= 16:
         raise ConfigError(f"--threads {threads}: allowed 1 to 16")
     config = replace(config, "audio", source="wav", path=str(audio), realtime=not args.fast)
-    config = replace(config, "asr", threads=max(1, threads // 2))
-    config = replace(config, "mt", threads=max(1, threads // 2), targets=DEFAULT_TARGETS)
-    config = replace(
-        config, "tts", threads=max(1, threads // 2), enabled=not args.no_tts, output=""
-    )
+    half = max(1, threads // 2)  # each stage's share (see --threads)
+    config = replace(config, "asr", threads=half)
+    config = replace(config, "mt", threads=half, targets=DEFAULT_TARGETS)
+    config = replace(config, "tts", threads=half, enabled=not args.no_tts, output="")
     config = replace(config, "playback", gate_tail=args.gate_tail)
     config = apply_engine_options(config, args)
     pair = getattr(args, "conversation", None)
