@@ -87,7 +87,7 @@ class VadConfig:
     pause: float = field(default=0.15, metadata=_range(0.05, 5))
     min_speech: float = field(default=0.1, metadata=_range(0.05, 2))
     max_speech: float = field(default=20.0, metadata=_range(2, 28))
-    preroll: float = field(default=0.4, metadata=_range(0, 2))
+    preroll: float = field(default=1.0, metadata=_range(0, 2))
 
 
 @dataclass(frozen=True)

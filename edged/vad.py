@@ -99,6 +99,7 @@ class VadSegmenter:
         self._in_speech = False
         self._position = 0  # timeline position after the last chunk
         self._offset = 0  # timeline samples minus samples the detector has seen
+        self._last_end = 0  # timeline sample where the last segment ended
         self.segments = 0
 
     def accept(self, chunk: AudioChunk) -> Iterator[SegmentEvent]:
@@ -126,6 +127,7 @@ class VadSegmenter:
         yield from self._finished()
         if self._in_speech:
             self._in_speech = False
+            self._last_end = self._position
             yield SegmentEvent(SegmentKind.END, self._position / SAMPLE_RATE, _EMPTY)
 
     def reset(self) -> None:
@@ -136,16 +138,19 @@ class VadSegmenter:
         self._offset = self._position  # the detector counts from zero again
 
     def _start(self, chunk: AudioChunk) -> SegmentEvent:
-        preroll = int(self.options.preroll * SAMPLE_RATE)
+        # Never reach back into the previous segment: its words are in its own final.
+        preroll = min(int(self.options.preroll * SAMPLE_RATE), chunk.start - self._last_end)
         history = [c.samples for c in self._history] + [chunk.samples]
-        audio = np.concatenate(history)[-(preroll + len(chunk.samples)) :]
+        audio = np.concatenate(history)[-(max(preroll, 0) + len(chunk.samples)) :]
         return SegmentEvent(SegmentKind.START, (chunk.end - len(audio)) / SAMPLE_RATE, audio)
 
     def _finished(self) -> Iterator[SegmentEvent]:
         while not self._vad.empty():
             segment = self._vad.front
-            end = (segment.start + len(segment.samples) + self._offset) / SAMPLE_RATE
+            end_sample = segment.start + len(segment.samples) + self._offset
+            end = end_sample / SAMPLE_RATE
             self._vad.pop()
+            self._last_end = max(self._last_end, end_sample)
             if self._in_speech:
                 self._in_speech = False
                 yield SegmentEvent(SegmentKind.END, end, _EMPTY)

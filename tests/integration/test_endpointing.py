@@ -11,10 +11,11 @@ import pytest
 from conftest import normalise, speech_of, write_wav
 
 from edged.asr.whisper import WhisperRecognizer
-from edged.audio import SAMPLE_RATE
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
 from edged.config import Config, replace
 from edged.engines import prepare
 from edged.runner import build_pipeline, open_source
+from edged.vad import SegmentEvent, SegmentKind, VadSegmenter
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +128,30 @@ def test_the_transcript_of_a_whisper_served_pair_is_published_before_its_transla
     assert "mt.final" not in probe.published_before
     (mt,) = [e for e in recorder.events if e.type == "mt.final"]
     assert mt.engine == "whisper" and "living room" in normalise(mt.text)
+
+
+def _segments(models_dir, audio: np.ndarray) -> list[SegmentEvent]:
+    """VadSegmenter's events over `audio` fed in 32 ms frames (the real silero model)."""
+    vad = VadSegmenter(models_dir / "silero-vad" / "silero_vad.onnx", Config().vad)
+    events = []
+    for start in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        chunk = AudioChunk(audio[start : start + FRAME_SAMPLES], start, 0.0)
+        events += [e for e in vad.accept(chunk) if e.kind is not SegmentKind.AUDIO]
+    return events + list(vad.flush())
+
+
+def test_the_preroll_never_reaches_back_into_the_previous_segment(models_dir, speech_dir) -> None:
+    """A second of pre-roll catches a quiet onset ("Um grupo" was lost at 0.4 s), but after
+    a short gap it must not hand the previous utterance's last words to the next one."""
+    light = speech_of(speech_dir / "living_room_light_en.wav")
+    lamp = speech_of(speech_dir / "turn_on_the_living_room_lamp.wav")
+    assert Config().vad.preroll >= 0.8  # the gap below is shorter than the pre-roll
+    events = _segments(models_dir, np.concatenate([silence(2.0), light, silence(0.7), lamp]))
+    kinds = [e.kind.value for e in events]
+    assert kinds == ["start", "end", "start", "end"], kinds
+    first_start, first_end, second_start, _ = events
+    # After 2 s of silence the full pre-roll comes with the onset ...
+    assert len(first_start.samples) >= Config().vad.preroll * SAMPLE_RATE
+    # ... after 0.7 s only what lies after the previous segment's end.
+    assert second_start.t >= first_end.t - 1e-6, (first_end.t, second_start.t)
+    assert len(second_start.samples) < Config().vad.preroll * SAMPLE_RATE
