@@ -322,7 +322,8 @@ class WhisperRecognizer:
         if len(self._languages) == 1:
             return self._languages[0]
         scores = dict(self._model.detect_language(encoded)[0])
-        if final and (stay := self._stay_language()):
+        stay = self._stay_language() if final else None
+        if stay:
             # One person goes on in the language they were speaking: Whisper's ID on a
             # short segment of a long reading wanders ("Mi muy querido Manuel." came out
             # as Japanese, "gelernet" as English), so the previous final's language gets
@@ -337,6 +338,10 @@ class WhisperRecognizer:
             log.debug("language ID on %.1f s: %s", self._filled / SAMPLE_RATE, top)
         if margin >= self.options.lid_margin:
             return best
+        if stay:
+            # Still too close: the language being spoken, not the one a partial took from
+            # the segment's first 0.4 s ("Mi muy querido Manuel." went to Japanese so).
+            return stay
         if self._segment_lang in self._languages:
             return self._segment_lang  # too close to call: stay with the utterance's language
         last = self._previous.lang  # the last published final's

@@ -81,3 +81,18 @@ def test_the_prior_fades_after_a_long_silence(recognizer, speech_dir) -> None:
     assert _final_lang(recognizer, 200.0, spanish) == "es"
     _script(recognizer, {"ja": 0.5, "es": 0.2, "it": 0.2})
     assert _final_lang(recognizer, 260.0, spanish[: SAMPLE_RATE // 2]) == "ja"
+
+
+def test_a_close_call_stays_with_the_language_being_spoken(recognizer, speech_dir) -> None:
+    """Too close to call even with the prior: the previous final's language, not what a
+    partial made of the segment's first 0.4 s ("Mi muy querido Manuel." went to Japanese
+    in a Spanish reading so)."""
+    spanish = speech_of(speech_dir / "living_room_light_es.wav")
+    _script(recognizer, {"es": 0.9, "en": 0.05})
+    assert _final_lang(recognizer, 300.0, spanish) == "es"
+    recognizer.begin(300.0 + len(spanish) / SAMPLE_RATE + 1.0)
+    recognizer.accept(spanish[: SAMPLE_RATE // 2])
+    recognizer._segment_lang = "ja"  # what a partial called the segment's start
+    _script(recognizer, {"ja": 0.3, "es": 0.07, "it": 0.05})  # es x4 = 0.28: a close call
+    (final,) = recognizer.end()
+    assert final.lang == "es"
