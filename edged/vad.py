@@ -139,9 +139,11 @@ class VadSegmenter:
 
     def _start(self, chunk: AudioChunk) -> SegmentEvent:
         # Never reach back into the previous segment: its words are in its own final.
-        preroll = min(int(self.options.preroll * SAMPLE_RATE), chunk.start - self._last_end)
-        history = [c.samples for c in self._history] + [chunk.samples]
-        audio = np.concatenate(history)[-(max(preroll, 0) + len(chunk.samples)) :]
+        reach = max(0, min(int(self.options.preroll * SAMPLE_RATE), chunk.start - self._last_end))
+        history = np.concatenate([c.samples for c in self._history] + [chunk.samples])
+        before = history[: len(history) - len(chunk.samples)]
+        preroll = _sounding_preroll(before, reach)
+        audio = history[len(before) - preroll :]
         return SegmentEvent(SegmentKind.START, (chunk.end - len(audio)) / SAMPLE_RATE, audio)
 
     def _finished(self) -> Iterator[SegmentEvent]:
@@ -162,3 +164,32 @@ class VadSegmenter:
 
 
 _EMPTY = np.zeros(0, dtype=np.float32)
+
+# The pre-roll always reaches back _LEAST (what silero's late confirmation needs), and
+# further, up to vad.preroll, only as far as there is sound: a quiet first word the
+# detector heard late ("Um grupo" at -40 dBFS) is kept, but the silence before it is not.
+# Whisper base wrote "Ever tried. Ever tried." for a second of digital silence and "Ever
+# tried.", and every second of pre-roll is decoded again by each partial and the final.
+_LEAST = int(0.4 * SAMPLE_RATE)
+_PAD = int(0.2 * SAMPLE_RATE)  # kept before the first sounding frame: a soft consonant
+_ABOVE_FLOOR = 3.0  # a frame sounds at ~10 dB above the quietest frame of the history...
+_SOUNDING = 1e-4  # ... and above -80 dBFS (digital silence has a floor of zero)
+
+
+def _sounding_preroll(before: np.ndarray, reach: int) -> int:
+    """How many samples of `before` (the audio ahead of the onset chunk) go with the
+    onset: at least min(_LEAST, reach), at most `reach`, from _PAD before the earliest
+    sounding frame within `reach`."""
+    least = min(_LEAST, reach)
+    frames = len(before) // FRAME_SAMPLES
+    if reach <= least or frames == 0:
+        return least
+    tail = before[len(before) - frames * FRAME_SAMPLES :].reshape(frames, FRAME_SAMPLES)
+    rms = np.sqrt(np.mean(tail.astype(np.float64) ** 2, axis=1))
+    threshold = max(_ABOVE_FLOOR * float(rms.min()), _SOUNDING)
+    window = min(frames, -(-reach // FRAME_SAMPLES))  # the frames the reach covers
+    sounding = np.flatnonzero(rms[frames - window :] > threshold)
+    if len(sounding) == 0:
+        return least
+    earliest = (window - int(sounding[0])) * FRAME_SAMPLES + _PAD  # samples before onset
+    return max(least, min(reach, earliest))
