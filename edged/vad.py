@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import sherpa_onnx
 
-from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioChunk, frame_rms
 from edged.config import VadConfig
 from edged.errors import ModelError
 
@@ -184,8 +184,7 @@ def _sounding_preroll(before: np.ndarray, reach: int) -> int:
     frames = len(before) // FRAME_SAMPLES
     if reach <= least or frames == 0:
         return least
-    tail = before[len(before) - frames * FRAME_SAMPLES :].reshape(frames, FRAME_SAMPLES)
-    rms = np.sqrt(np.mean(tail.astype(np.float64) ** 2, axis=1))
+    rms = frame_rms(before[len(before) - frames * FRAME_SAMPLES :], FRAME_SAMPLES)
     threshold = max(_ABOVE_FLOOR * float(rms.min()), _SOUNDING)
     window = min(frames, -(-reach // FRAME_SAMPLES))  # the frames the reach covers
     sounding = np.flatnonzero(rms[frames - window :] > threshold)

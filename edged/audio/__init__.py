@@ -82,3 +82,11 @@ class Speaker(AudioSink, Protocol):
     """A sink a person hears: playback in progress can be cut short."""
 
     def stop(self) -> None: ...
+
+
+def frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of each whole `frame`-sample frame of `samples`, from the first sample (a
+    trailing part frame is left out); never exactly zero, so it can go into a log."""
+    n = len(samples) // frame
+    power = np.mean(samples[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+    return np.sqrt(power + 1e-12)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edged.audio import FRAME_SAMPLES, SAMPLE_RATE
+from edged.audio import FRAME_SAMPLES, SAMPLE_RATE, frame_rms
 from edged.bench.manifest import Manifest, load_manifest
 from edged.errors import ConfigError
 
@@ -262,7 +262,7 @@ def energy_bounds(samples: np.ndarray, frame: int = 160) -> tuple[float, float]:
     n = len(samples) // frame
     if n == 0:
         return 0.0, len(samples) / SAMPLE_RATE
-    rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    rms = frame_rms(samples, frame)
     threshold = max(4.0 * float(np.percentile(rms, 10)), float(rms.max()) * 10 ** (-45 / 20))
     loud = np.flatnonzero(rms > threshold)
     if len(loud) == 0:
