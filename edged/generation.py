@@ -63,15 +63,7 @@ class Generation:
     @classmethod
     def load(cls, prepared: Prepared) -> Generation:
         """Load and warm every engine; raises EdgedError, opening nothing."""
-        engines = prepared.load()
-        try:
-            _warm_up(engines)
-            if engines.voices is not None:  # the first translation spoken is not slower
-                engines.voices.preload(prepared.conversation or (prepared.speak,))
-        except EdgedError:
-            engines.close()
-            raise
-        return cls(prepared, engines)
+        return cls(prepared, load_warm(prepared))
 
     def start(self, bus: EventBus, on_capture: CaptureCallback | None = None) -> None:
         """Open source and sink, attach this generation's JSON Lines outputs, start."""
@@ -133,6 +125,21 @@ class Generation:
     def close(self) -> None:
         """Release the engines (after stop())."""
         self.engines.close()
+
+
+def load_warm(prepared: Prepared) -> Engines:
+    """Every engine loaded and warmed, and the voices that will speak loaded, as the
+    daemon runs them (the benchmark loads through here too); raises EdgedError, leaving
+    nothing open."""
+    engines = prepared.load()
+    try:
+        _warm_up(engines)
+        if engines.voices is not None:  # the first translation spoken is not slower
+            engines.voices.preload(prepared.conversation or (prepared.speak,))
+    except EdgedError:
+        engines.close()
+        raise
+    return engines
 
 
 def _warm_up(engines: Engines) -> None:

@@ -11,16 +11,19 @@ loads its engines in a fresh process (run_isolated), so its memory and CPU are i
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import multiprocessing
 import sys
+import tempfile
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -62,13 +65,18 @@ class Recorder:
 
 class CaptureSink:
     """An AudioSink keeping the synthesized speech of each utterance and when its first
-    samples were handed over to be played (nothing is played). A soak keeps only the
-    times (`keep_audio=False`): an hour of speech held would look like a leak in RSS."""
+    samples were handed over to be played (nothing is played). The speech goes to a
+    temporary file, not the heap: the run's peak RSS is then the daemon's, not the
+    harness's (a 12-minute run synthesizes ~45 MB of it). A soak keeps only the times
+    (`keep_audio=False`)."""
 
     def __init__(self, recorder: Recorder, keep_audio: bool = True) -> None:
         self._recorder = recorder
-        self._keep = keep_audio
-        self.audio: dict[int, list[np.ndarray]] = {}
+        # The file lives as long as the sink (the report reads it after the pipeline has
+        # closed its sink); the system deletes it when it is collected.
+        spool = tempfile.TemporaryFile() if keep_audio else None  # noqa: SIM115
+        self._spool: BinaryIO | None = spool
+        self._pieces: list[tuple[int, int]] = []  # (utterance, samples), in spool order
         self.first_audio: dict[int, float] = {}  # utterance -> monotonic time of first play
         self.sample_rate = 0
 
@@ -76,8 +84,25 @@ class CaptureSink:
         utt = self._recorder.speaking
         self.first_audio.setdefault(utt, time.monotonic())
         self.sample_rate = sample_rate
-        if self._keep:
-            self.audio.setdefault(utt, []).append(np.asarray(samples, np.float32))
+        if self._spool is not None:
+            data = np.asarray(samples, np.float32)
+            self._spool.write(data.tobytes())
+            self._pieces.append((utt, len(data)))
+
+    @property
+    def audio(self) -> dict[int, np.ndarray]:
+        """Each utterance's speech, read back from the spool."""
+        if self._spool is None:
+            return {}
+        self._spool.seek(0)
+        everything = np.frombuffer(self._spool.read(), np.float32)
+        self._spool.seek(0, io.SEEK_END)  # a later play() appends
+        kept: dict[int, list[np.ndarray]] = {}
+        at = 0
+        for utt, count in self._pieces:
+            kept.setdefault(utt, []).append(everything[at : at + count])
+            at += count
+        return {utt: np.concatenate(parts) for utt, parts in kept.items()}
 
     def close(self) -> None:
         pass
@@ -87,7 +112,9 @@ class LoopSource:
     """The set's recording as a live source: `repeats` times in a row on one continuous
     timeline (a soak), then `tail_silence` seconds so the VAD closes the last utterance;
     paced in real time unless `realtime` is False (the pipeline then takes frames as fast
-    as it can, and never drops one)."""
+    as it can, and never drops one). A recording already in the pipeline's format (the
+    generated sets) is read frame by frame from the file, not held: the run's RSS is the
+    daemon's, not 47 MB of the harness's (a 12-minute set); any other is converted once."""
 
     def __init__(
         self, path: Path, repeats: int = 1, realtime: bool = True, tail_silence: float = 1.0
@@ -95,8 +122,14 @@ class LoopSource:
         from edged.audio.convert import to_pipeline_format
         from edged.audio.wav import read_wav
 
-        samples, rate = read_wav(path)  # fails here, before any model loads
-        self._audio = to_pipeline_format(samples, rate)
+        self._path = path
+        self._audio: np.ndarray | None = None
+        frames = _pipeline_format_frames(path)
+        if frames is None:
+            samples, rate = read_wav(path)  # fails here, before any model loads
+            self._audio = to_pipeline_format(samples, rate)
+            frames = len(self._audio)
+        self._frames = frames
         self._repeats = max(1, repeats)
         self._tail = int(tail_silence * SAMPLE_RATE)
         self._pacer = Pacer(realtime)
@@ -104,15 +137,24 @@ class LoopSource:
     @property
     def duration(self) -> float:
         """Seconds of audio one pass of the recording holds."""
-        return len(self._audio) / SAMPLE_RATE
+        return self._frames / SAMPLE_RATE
+
+    def _pass(self) -> Iterator[np.ndarray]:
+        """One pass of the recording, FRAME_SAMPLES at a time (the last frame shorter)."""
+        if self._audio is not None:
+            for start in range(0, len(self._audio), FRAME_SAMPLES):
+                yield self._audio[start : start + FRAME_SAMPLES]
+            return
+        with wave.open(str(self._path), "rb") as wav:
+            while data := wav.readframes(FRAME_SAMPLES):
+                yield np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
 
     def chunks(self) -> Iterator[AudioChunk]:
         silence = np.zeros(FRAME_SAMPLES, np.float32)
         self._pacer.start()
         position = 0
         for _ in range(self._repeats):
-            for start in range(0, len(self._audio), FRAME_SAMPLES):
-                frame = self._audio[start : start + FRAME_SAMPLES]
+            for frame in self._pass():
                 if not self._pacer.wait_until(position + len(frame)):
                     return
                 yield AudioChunk(frame, position, time.monotonic())
@@ -125,6 +167,20 @@ class LoopSource:
 
     def close(self) -> None:
         self._pacer.stop()
+
+
+def _pipeline_format_frames(path: Path) -> int | None:
+    """The frame count of a 16 kHz mono 16-bit PCM WAV, None for any other file."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            same = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (
+                SAMPLE_RATE,
+                1,
+                2,
+            )
+            return wav.getnframes() if same else None
+    except (wave.Error, EOFError, OSError):
+        return None  # read_wav names the problem
 
 
 class TimedSource:
@@ -287,6 +343,7 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
     """Load fresh engines, feed `audio` through the pipeline as `plan` says, and transcribe
     the synthesized speech back."""
     from edged.engines import prepare
+    from edged.generation import load_warm
     from edged.runner import build_pipeline
 
     config = replace(config, "audio", realtime=plan.realtime)
@@ -297,7 +354,7 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
         )
     prepared = prepare(config)  # fresh translators per run: a closed router is not reused
     started = time.monotonic()
-    engines = prepared.load()
+    engines = load_warm(prepared)  # as the daemon loads them: warmed, its voices loaded
     load_s = time.monotonic() - started
     load_peak_kb = status_kb("VmHWM") or _maxrss_kb()
     if plan.mode == "naive":
@@ -362,9 +419,10 @@ def run_mode(config: Config, audio: Path, plan: RunPlan) -> RunRecord:
     try:
         if sink is not None:
             record.first_audio = dict(sink.first_audio)
-        if sink is not None and sink.audio:
+        spoken = sink.audio if sink is not None else {}
+        if sink is not None and spoken:
             record.tts_rate = sink.sample_rate
-            record.tts_audio = {utt: np.concatenate(parts) for utt, parts in sink.audio.items()}
+            record.tts_audio = spoken
             if plan.back_transcribe:
                 speak = config.tts.speak or config.mt.targets[0]
                 record.heard = transcribe_back(

@@ -264,7 +264,7 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
             ],
         )
     )
-    rows.append(("model load (s)", [_num(r["load_s"], "{:.1f}") for r in runs]))
+    rows.append(("model load and warm-up (s)", [_num(r["load_s"], "{:.1f}") for r in runs]))
     return rows
 
 

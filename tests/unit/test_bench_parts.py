@@ -90,7 +90,7 @@ def test_recorder_keeps_arrival_times_and_routes_speech_to_its_utterance() -> No
     assert [e.type for _, e in recorder.received] == ["asr.final", "tts.start", "tts.start"]
     rx = [t for t, _ in recorder.received]
     assert rx == sorted(rx)
-    assert {u: sum(len(p) for p in parts) for u, parts in sink.audio.items()} == {3: 15, 4: 7}
+    assert {u: len(audio) for u, audio in sink.audio.items()} == {3: 15, 4: 7}
     assert sink.sample_rate == 22050
 
 
@@ -161,6 +161,26 @@ def test_loop_source_plays_the_recording_n_times_on_one_timeline(tmp_path: Path)
     assert len(audio) == 3 * 1000 + 1024  # three passes, then two frames of silence
     assert np.array_equal(audio[1000:2000], audio[:1000]) and not audio[-1024:].any()
     assert source.duration == pytest.approx(1000 / 16000)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_loop_source_streams_the_generated_sets_format_as_read_wav_reads_it(
+    tmp_path: Path, rate: int
+) -> None:
+    """16 kHz mono 16-bit (the generated sets) is read frame by frame from the file; any
+    other format is converted once: the same samples either way."""
+    from edged.audio.convert import to_pipeline_format
+    from edged.audio.wav import read_wav
+    from edged.audio.wavwrite import write_wav
+
+    wav = tmp_path / "x.wav"
+    write_wav(wav, np.sin(np.arange(5000) / 7.0).astype(np.float32) * 0.5, rate)
+    source = LoopSource(wav, realtime=False, tail_silence=0.0)
+    streamed = np.concatenate([c.samples for c in source.chunks()])
+    samples, got_rate = read_wav(wav)
+    assert np.array_equal(streamed, to_pipeline_format(samples, got_rate))
+    assert (source._audio is None) == (rate == 16000)  # not held when streamed
+    assert source.duration == pytest.approx(len(streamed) / 16000)
 
 
 def test_rss_sampler_samples_until_stopped() -> None:
