@@ -6,7 +6,6 @@ One encoder pass serves language identification, transcription and the translate
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
@@ -34,14 +33,8 @@ _NO_SPEECH_LIMIT = 0.6
 _PREVIOUS_TOKENS = 64  # of the last final, as prompt for the next utterance
 _LOGPROB_LIMIT = -1.0
 _PREVIOUS_WITHIN_S = 20.0  # a final older than this (audio time) does not condition the next
-_ENCODER_MARGIN = 100 * HOP  # samples: the encoder window is the audio plus 100 frames
 _RETRY_S = 0.3  # seconds of new audio before a partial decode that looped is tried again
 _STAY_S = 5.0  # a final this recent (audio time) makes its language the likely next one
-# A segment that begins this soon after the previous final's end continues it: the same
-# speaker, cut at a short pause (see _context). Between two people a reply comes later: the
-# device speaks or shows the translation first.
-_CONTINUES_WITHIN_S = 1.0
-_CONTEXT_GAP_S = 0.3  # the silence put between the previous segment and this one
 _STAY_ODDS = 4.0  # how much likelier (see _identify)
 _STAY_MAX_AUDIO = 2.0  # seconds: segments up to this long get those odds
 _QUIET_TAIL = int(0.16 * SAMPLE_RATE)  # samples: the end of the audio that may be a pause
@@ -118,8 +111,7 @@ class WhisperRecognizer:
         # utterance begins, not when a pause was merely decoded speculatively (resume()).
         self._previous = _Previous()
         self._candidate: _Previous | None = None
-        self._last_final: _LastFinal | None = None
-        self.in_context = 0  # finals decoded after the previous segment's audio and text
+        self._last_final: tuple[str, ctranslate2.StorageView, str] | None = None
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
         self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
@@ -249,12 +241,6 @@ class WhisperRecognizer:
 
     def _final(self) -> Hypothesis | None:
         audio = self._final_audio()
-        audio_s = self._filled / SAMPLE_RATE
-        t1 = self._t0 + audio_s
-        found = self._final_in_context(audio)
-        if found is not None:
-            self.in_context += 1
-            return self._accepted(*found, audio, in_context=True)
         encoded = self._encode(audio, self.options.final_window)
         lang = self._identify(encoded, final=True)
         # Decoded afresh, not forced to start with the committed words: a forced prefix that
@@ -266,6 +252,7 @@ class WhisperRecognizer:
             # The prompt can pull a new utterance into the previous one's words (a
             # hallucinated "1,2,1,2,1." repeated itself for minutes): decide without it.
             decoded = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
+        audio_s = self._filled / SAMPLE_RATE
         if _suspicious(decoded, audio_s) and self.options.final_window < MAX_SEGMENT_S:
             # A short window's known failure ("Comment t'appelles-tu ? Comment
             # t'appelles-tu ?" on 1.6 s): fall back to Whisper's native 30 s window, as
@@ -275,78 +262,15 @@ class WhisperRecognizer:
             encoded = self._encode(audio, MAX_SEGMENT_S)
             retry = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
             decoded = min(decoded, retry, key=lambda d: (_looping(d, audio_s), -d.avg_logprob))
+        t1 = self._t0 + self._filled / SAMPLE_RATE
         reason = _rejected(decoded, audio_s)
         if reason:
             log.debug("final rejected (%s): %r", reason, decoded.text)
             self._candidate = None
             return Hypothesis(HypothesisKind.FINAL, "", "", lang, self._t0, t1, reason=reason)
-        return self._accepted(lang, encoded, decoded, audio)
-
-    def _accepted(
-        self,
-        lang: str,
-        encoded: ctranslate2.StorageView,
-        decoded: _Decoded,
-        audio: np.ndarray,
-        in_context: bool = False,
-    ) -> Hypothesis:
-        """The final, kept as the candidate previous one (it conditions, and gives context
-        to, the next segment) and for translate_speech."""
-        t1 = self._t0 + self._filled / SAMPLE_RATE
-        speech = audio[: self._filled]  # without the silent tail
-        self._candidate = _Previous(lang, decoded.token_ids, decoded.text, t1, speech)
-        self._last_final = _LastFinal(lang, encoded, decoded.text, in_context)
+        self._candidate = _Previous(lang, decoded.token_ids[-_PREVIOUS_TOKENS:], decoded.text, t1)
+        self._last_final = (lang, encoded, decoded.text)
         return Hypothesis(HypothesisKind.FINAL, decoded.text, decoded.text, lang, self._t0, t1)
-
-    def _context(self, length: int) -> np.ndarray | None:
-        """The previous final's audio and a short silence, to go before this segment's
-        `length` samples, when this segment continues it (see _CONTINUES_WITHIN_S) and
-        both fit the final window (the encoder then costs no more). Whisper decodes a
-        segment cut from a longer reading far better after its beginning: on the
-        real-speech set the readings cut into 2-7 s segments had 17.2% WER against 10.7%
-        offline, while uncut utterances matched offline exactly."""
-        p = self._previous
-        if not p.tokens or not len(p.audio) or not self._recent(_CONTINUES_WITHIN_S):
-            return None
-        gap = np.zeros(int(_CONTEXT_GAP_S * SAMPLE_RATE), dtype=np.float32)
-        # (a 15 s window for more context gained 0.4 WER points more on the real-speech
-        # set but costs up to 180 ms of encoder time on the final)
-        room = self.options.final_window * SAMPLE_RATE - _ENCODER_MARGIN
-        if len(p.audio) + len(gap) + length > room:
-            return None
-        return np.concatenate([p.audio, gap])
-
-    def _final_in_context(
-        self, audio: np.ndarray
-    ) -> tuple[str, ctranslate2.StorageView, _Decoded] | None:
-        """The final decoded after the previous segment: its audio ahead of this one in
-        the window, its text as the decoder's forced start, so the decoder goes on from
-        where the speaker was. None when there is no such context, or the decode came out
-        empty, doubtful or in another language: the final is then decoded on its own."""
-        context = self._context(len(audio))
-        if context is None:
-            return None
-        if self._turns and self._segment_lang not in (None, self._previous.lang):
-            # In a conversation a quick reply in the other language is likely: the
-            # partials heard this segment on its own, and the previous one's audio would
-            # pull the call to its language.
-            return None
-        encoded = self._encode(np.concatenate([context, audio]), self.options.final_window)
-        lang = self._identify(encoded, final=True)
-        if lang != self._previous.lang:
-            return None
-        beam = self.options.beam_size
-        decoded = self._decode(encoded, lang, "transcribe", [], beam, context=self._previous.tokens)
-        audio_s = self._filled / SAMPLE_RATE
-        # Went back over the previous segment's words, or said its own sentence twice
-        # ("Thy youth's proud livery so gazed on now. Thy youth's proud livery ..."): two
-        # ways a decoder given a forced start fails that the same segment alone does not.
-        again = _starts_with(decoded.text, self._previous.text)
-        again = again or trim_repeats(decoded.text) != " ".join(decoded.text.split())
-        if again or _suspicious(decoded, audio_s) or _rejected(decoded, audio_s):
-            log.debug("final in context doubtful, decoded on its own: %r", decoded.text)
-            return None
-        return lang, encoded, decoded
 
     # --- speech->English, after the transcript is out (SpeechTranslator) --------------
 
@@ -358,30 +282,19 @@ class WhisperRecognizer:
         the next begin())."""
         if self._last_final is None:
             return None
-        lang, encoded, transcript, in_context = self._last_final.astuple()
+        lang, encoded, transcript = self._last_final
         self._last_final = None
         # With translate_window = final_window the final's encoder pass serves (the
         # default). Base's translate task needs a wider beam than transcription: with 2-4 it
         # said "How do you call Tuf?" for "Comment t'appelles-tu ?" on every window.
         window = self.options.translate_window
-        # A final decoded in context has the previous segment ahead of it in the window:
-        # its English, where known, is the forced start, as its transcript was.
-        english = self._previous.english if in_context else []
-        if window != self.options.final_window or (in_context and not english):
+        if window != self.options.final_window:
             encoded = self._encode(self._final_audio(), window)
-            english = []
-        beam = self.options.translate_beam
         try:
-            decoded = self._decode(encoded, lang, "translate", [], beam, context=english)
-            if english and _starts_with(decoded.text, self._tokenizer.decode(english)):
-                # it said the previous segment's English again: from this one's own audio
-                encoded = self._encode(self._final_audio(), window)
-                decoded = self._decode(encoded, lang, "translate", [], beam)
+            decoded = self._decode(encoded, lang, "translate", [], self.options.translate_beam)
         except EngineError as exc:
             log.warning("speech translation failed: %s", exc)
             return None
-        if self._candidate is not None:  # the next segment may go on from this English
-            self._candidate = dataclasses.replace(self._candidate, english=decoded.token_ids)
         # On a 10 s window base's translate task may say its sentence twice, or loop on a
         # phrase ("it has been reported that it has been reported that ..."): a translation
         # far longer than what was said is trimmed (a phrase really said twice is not).
@@ -393,7 +306,7 @@ class WhisperRecognizer:
         features = log_mel(audio, self._n_mels)
         # The encoder accepts fewer than 3000 frames; a window just long enough for the
         # audio costs a fraction of the full 30 s pass.
-        needed = (len(audio) + _ENCODER_MARGIN) // HOP
+        needed = len(audio) // HOP + 100
         frames = min(CHUNK_FRAMES, max(needed, int(window_s * SAMPLE_RATE / HOP)))
         frames += frames % 2
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None, :, :frames]))
@@ -467,18 +380,14 @@ class WhisperRecognizer:
         prefix_words: list[str],
         beam_size: int,
         condition: bool = False,
-        context: list[int] | None = None,
     ) -> _Decoded:
-        """`prefix_words`: forced words the result starts with; `context`: forced tokens
-        of audio ahead of this segment, left out of the result; `condition`: the previous
-        final as Whisper's prompt."""
         s = self._special
         prompt = [s["startoftranscript"], self._token(f"<|{lang}|>"), s[task], s["notimestamps"]]
         if condition:
-            prompt = [s["startofprev"], *self._previous.tokens[-_PREVIOUS_TOKENS:], *prompt]
-        prefix_ids: list[int] = list(context or ())
+            prompt = [s["startofprev"], *self._previous.tokens, *prompt]
+        prefix_ids: list[int] = []
         if prefix_words:
-            prefix_ids += self._tokenizer.encode(
+            prefix_ids = self._tokenizer.encode(
                 " " + " ".join(prefix_words), add_special_tokens=False
             ).ids
         audio_s = encoded.shape[1] * 2 * HOP / SAMPLE_RATE
@@ -496,7 +405,7 @@ class WhisperRecognizer:
         except RuntimeError as exc:
             raise EngineError(f"Whisper decoder failed: {exc}") from exc
         # CTranslate2 returns the forced prefix as part of the sequence.
-        ids = [t for t in result.sequences_ids[0][len(context or ()) :] if t < self._eot]
+        ids = [t for t in result.sequences_ids[0] if t < self._eot]
         text = self._tokenizer.decode(ids).strip()
         cut = len(result.sequences_ids[0]) >= max_length - len(prompt) - 1
         return _Decoded(text, ids, result.scores[0], result.no_speech_prob, cut)
@@ -508,21 +417,6 @@ class _Previous:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     t1: float = 0.0
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    english: list[int] = field(default_factory=list)  # its speech translation, if made
-
-
-@dataclass(frozen=True)
-class _LastFinal:
-    """What translate_speech needs of the last final."""
-
-    lang: str
-    encoded: ctranslate2.StorageView
-    transcript: str
-    in_context: bool = False  # `encoded` begins with the previous segment's audio
-
-    def astuple(self) -> tuple[str, ctranslate2.StorageView, str, bool]:
-        return self.lang, self.encoded, self.transcript, self.in_context
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -558,15 +452,6 @@ def _norm(text: str) -> str:
 
 def _same_text(a: str, b: str) -> bool:
     return bool(b) and _norm(a) == _norm(b)
-
-
-def _starts_with(text: str, previous: str) -> bool:
-    """`text` begins by saying `previous` again (its first three words, or all of a
-    shorter one): a decoder that went on from `previous` re-read it instead ("Thy
-    self-difo. Thy self-difo.")."""
-    words = [word_key(w) for w in text.split()]
-    said = [word_key(w) for w in previous.split()][:3]
-    return bool(said) and words[: len(said)] == said
 
 
 def _looping(decoded: _Decoded, audio_s: float) -> bool:
