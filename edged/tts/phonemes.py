@@ -9,6 +9,7 @@ is read back from the source text of the clause instead (EspeakLibrary.clauses).
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -28,10 +29,18 @@ _PUNCTUATION = {
 }
 # An ellipsis ("…") ends a clause with a flag that makes Piper append nothing.
 _SENTENCE_END = frozenset(".?!")
-# A longer sentence (phoneme symbols, ~4 s of speech) is cut between clauses: synthesis
-# memory grows with the audio of one call and onnxruntime keeps its peak (a 17 s sentence
-# of commas raised the process's RSS by 320 MB); a shorter piece also starts playing sooner.
-MAX_SYMBOLS = 80
+# A longer sentence (phoneme symbols, ~3.5 s of speech) is cut between clauses, and a
+# longer clause between words: onnxruntime's arena keeps the peak of the longest call
+# (~30 MB a second of audio; a 17 s sentence of commas raised the process's RSS by 320 MB,
+# the bench's translations +178 MB at 80 symbols and +106 MB at 50); a shorter piece also
+# starts playing sooner.
+MAX_SYMBOLS = 50
+# The first piece of a text is also cut at its first clause break (", " ": " "; ") once it
+# holds this many symbols (~1 s of speech): Piper's time grows with the piece, and the
+# listener hears the first clause while the rest is synthesized. Shorter first clauses
+# ("Yes, ...", "Très bien, ...") stay with their sentence.
+FIRST_SYMBOLS = 20
+_CLAUSE_BREAKS = frozenset((", ", ": ", "; "))
 
 # espeak-ng wraps words it reads with another language's rules in "(en)...(fr)"; Piper drops
 # these flags (piper-phonemize keepLanguageFlags=false).
@@ -46,7 +55,8 @@ class Phonemizer:
 
     def phonemize(self, text: str, voice: str) -> list[str]:
         """One phoneme string per sentence of text (a long one cut between clauses, see
-        MAX_SYMBOLS); [] for empty or whitespace-only text."""
+        MAX_SYMBOLS, and the first at its first clause break, see FIRST_SYMBOLS); [] for
+        empty or whitespace-only text."""
         sentences: list[str] = []
         current = ""
         clauses = self._espeak.clauses(text, voice)
@@ -62,7 +72,12 @@ class Phonemizer:
             elif index + 1 < len(clauses) and current and not current.endswith(" "):
                 # Cut for length or at a paragraph break: Piper would run the words together.
                 current += " "
-            if ending.strip() in _SENTENCE_END:
+            if ending.strip() in _SENTENCE_END or (
+                not sentences
+                and ending in _CLAUSE_BREAKS
+                and len(current) >= FIRST_SYMBOLS
+                and index + 1 < len(clauses)
+            ):
                 _keep(sentences, current)
                 current = ""
         _keep(sentences, current)
@@ -77,5 +92,25 @@ def codepoints(sentence: str) -> list[int]:
 def _keep(sentences: list[str], sentence: str) -> None:
     # A sentence of punctuation alone ("...", "?!") would come out as a click.
     sentence = sentence.rstrip(" ")
-    if any(symbol.isalpha() for symbol in sentence):
-        sentences.append(sentence)
+    for piece in _word_cuts(sentence):
+        if any(symbol.isalpha() for symbol in piece):
+            sentences.append(piece)
+
+
+def _word_cuts(sentence: str) -> list[str]:
+    """A clause longer than MAX_SYMBOLS cut between words into near-equal pieces: memory is
+    bounded by the longest piece, and equal ones keep the rhythm better than a short tail."""
+    if len(sentence) <= MAX_SYMBOLS:
+        return [sentence]
+    parts = -(-len(sentence) // MAX_SYMBOLS)
+    spaces = [i for i, symbol in enumerate(sentence) if symbol == " "]
+    cuts: list[int] = []
+    for k in range(1, parts):
+        target = k * len(sentence) / parts
+        after = [i for i in spaces if not cuts or i > cuts[-1]]
+        if not after:
+            break
+        cuts.append(min(after, key=lambda i: abs(i - target)))
+    bounds = [0, *(c + 1 for c in cuts), len(sentence) + 1]
+    pieces = (sentence[a : b - 1].strip(" ") for a, b in itertools.pairwise(bounds))
+    return [piece for piece in pieces if piece]

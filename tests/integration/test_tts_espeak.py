@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from edged.errors import ConfigError, ModelError
 from edged.store import default_models_dir
 from edged.tts.espeak import DATA_DIR, LIBRARY_FILE, EspeakLibrary, EspeakSynthesizer
-from edged.tts.phonemes import MAX_SYMBOLS, Phonemizer, codepoints
+from edged.tts.phonemes import FIRST_SYMBOLS, MAX_SYMBOLS, Phonemizer, codepoints
 
 ESPEAK_BUNDLE = "espeak-ng-data"
 
@@ -67,6 +67,25 @@ def test_a_long_sentence_is_cut_at_its_clauses(phonemizer: Phonemizer) -> None:
     assert pieces[-1].endswith(".")
     assert all(len(p) <= MAX_SYMBOLS for p in pieces)
     assert " ".join(pieces).count(whole[:-1]) == 6  # every clause, none lost or split
+
+
+def test_a_long_clause_is_cut_between_words(phonemizer: Phonemizer) -> None:
+    text = "The train to the airport leaves at half past nine from platform number four."
+    pieces = phonemizer.phonemize(text, "en-us")
+    whole = " ".join(pieces)
+    assert len(pieces) > 1 and all(len(p) <= MAX_SYMBOLS for p in pieces), pieces
+    assert whole.endswith(".") and whole.count(" ") == text.count(" ")  # no word lost
+    assert min(map(len, pieces)) > MAX_SYMBOLS // 3  # near-equal, no stub at the end
+
+
+def test_the_first_clause_is_its_own_piece_when_long_enough(phonemizer: Phonemizer) -> None:
+    # The listener hears the first clause while the rest is synthesized (FIRST_SYMBOLS).
+    text = "In the morning we went to the market, and then we had lunch, with friends."
+    first, rest = phonemizer.phonemize(text, "en-us")
+    assert first.endswith(",") and len(first) >= FIRST_SYMBOLS
+    assert rest.endswith(".") and ", " in rest  # only the first piece is cut early
+    # a short first clause stays with its sentence
+    assert len(phonemizer.phonemize("Yes, I think so.", "en-us")) == 1
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", "...", "?!", "\0"])
