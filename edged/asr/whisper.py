@@ -27,6 +27,10 @@ from edged.errors import ConfigError, EngineError, ModelError
 log = logging.getLogger(__name__)
 
 MAX_SEGMENT_S = 30.0  # Whisper's context; the VAD splits longer speech before this
+# The window a doubtful final is decoded again on (longer speech gets a longer one). Not
+# Whisper's full 30 s: its encoder pass cost 1.2 s and +124 MB of activations on one x86
+# thread against 0.55 s and +69 MB for 20 s, and it was the daemon's peak of memory.
+_FALLBACK_S = 20.0
 _MAX_TOKENS_PER_S = 12  # generous for speech; a decode longer than this is a repetition loop
 _COMPRESSION_LIMIT = 2.4  # openai-whisper's threshold for repetitive output
 _NO_SPEECH_LIMIT = 0.6
@@ -114,7 +118,7 @@ class WhisperRecognizer:
         self._last_final: tuple[str, ctranslate2.StorageView, str] | None = None
         self._agreement = LocalAgreement(self.options.agreement)
         self.dropped_samples = 0
-        self.fallbacks = 0  # finals decoded again on the 30 s window (they looked wrong)
+        self.fallbacks = 0  # finals decoded again on the fallback window (they looked wrong)
         self._loudest = 0.0  # RMS of the utterance's loudest chunk so far
         self._partial_dropped = False  # the last partial decode looped and was not shown
         log.info(
@@ -253,13 +257,13 @@ class WhisperRecognizer:
             # hallucinated "1,2,1,2,1." repeated itself for minutes): decide without it.
             decoded = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
         audio_s = self._filled / SAMPLE_RATE
-        if _suspicious(decoded, audio_s) and self.options.final_window < MAX_SEGMENT_S:
+        if _suspicious(decoded, audio_s) and self.options.final_window < _FALLBACK_S:
             # A short window's known failure ("Comment t'appelles-tu ? Comment
-            # t'appelles-tu ?" on 1.6 s): fall back to Whisper's native 30 s window, as
-            # openai-whisper falls back to other temperatures, and keep the better decode.
+            # t'appelles-tu ?" on 1.6 s): fall back to a window nearer Whisper's native
+            # 30 s, as openai-whisper falls back to other temperatures, and keep the better.
             self.fallbacks += 1
-            log.debug("final decoded again on the 30 s window: %r", decoded.text)
-            encoded = self._encode(audio, MAX_SEGMENT_S)
+            log.debug("final decoded again on the %.0f s window: %r", _FALLBACK_S, decoded.text)
+            encoded = self._encode(audio, _FALLBACK_S)
             retry = self._decode(encoded, lang, "transcribe", [], self.options.beam_size, False)
             decoded = min(decoded, retry, key=lambda d: (_looping(d, audio_s), -d.avg_logprob))
         t1 = self._t0 + self._filled / SAMPLE_RATE
