@@ -87,8 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_THREADS,
         metavar="N",
-        help="the board's cores (default 2; a Pi: 4): asr.threads=mt.threads=tts.threads=N/2 "
-        "(the stages mostly run one at a time; Whisper decodes fastest on one thread)",
+        help="the board's cores (default 2; a Pi: 4): asr.threads=mt.threads=N/2, "
+        "tts.threads=N (the stages mostly run one at a time, and speech after the final; "
+        "Whisper decodes fastest on one thread)",
     )
     add_engine_options(parser, targets_default=" ".join(DEFAULT_TARGETS))
     # The shared engine options may define --conversation (issue 9); then theirs is used.
@@ -143,7 +144,7 @@ def bench_config(config: Config, args: argparse.Namespace, audio: Path) -> Confi
     half = max(1, threads // 2)  # each stage's share (see --threads)
     config = replace(config, "asr", threads=half)
     config = replace(config, "mt", threads=half, targets=DEFAULT_TARGETS)
-    config = replace(config, "tts", threads=half, enabled=not args.no_tts, output="")
+    config = replace(config, "tts", threads=threads, enabled=not args.no_tts, output="")
     config = replace(config, "playback", gate_tail=args.gate_tail)
     config = apply_engine_options(config, args)
     pair = getattr(args, "conversation", None)

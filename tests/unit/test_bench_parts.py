@@ -126,7 +126,7 @@ def test_bench_config_applies_threads_targets_and_engine() -> None:
     c = bench_config(
         Config(), _args("--threads", "4", "--asr", "sherpa", "--to", "de"), Path("x.wav")
     )
-    assert (c.asr.threads, c.mt.threads, c.tts.threads) == (2, 2, 2)
+    assert (c.asr.threads, c.mt.threads, c.tts.threads) == (2, 2, 4)
     assert c.asr.engine == "sherpa" and c.mt.targets == ("de",)
     assert c.audio.realtime and c.audio.path == "x.wav" and c.tts.output == ""
     assert c.playback.gate_tail == 0.0

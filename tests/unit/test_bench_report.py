@@ -260,4 +260,4 @@ def test_markdown_table_side_by_side(report: tuple[dict, dict]) -> None:
     assert "## Per utterance (naive)" in md
     rows = [line for line in md.splitlines() if line.startswith("| a |")]
     assert len(rows) == 2 and "Turn on the light." in rows[0]
-    assert "threads 2 (asr 1, mt 1, tts 1)" in machine_line(rep)
+    assert "threads 2 (asr 1, mt 1, tts 2)" in machine_line(rep)
