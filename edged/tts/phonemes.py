@@ -9,7 +9,6 @@ is read back from the source text of the clause instead (EspeakLibrary.clauses).
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 
@@ -104,13 +103,15 @@ def _word_cuts(sentence: str) -> list[str]:
         return [sentence]
     parts = -(-len(sentence) // MAX_SYMBOLS)
     spaces = [i for i, symbol in enumerate(sentence) if symbol == " "]
-    cuts: list[int] = []
+    pieces: list[str] = []
+    start = 0
     for k in range(1, parts):
         target = k * len(sentence) / parts
-        after = [i for i in spaces if not cuts or i > cuts[-1]]
-        if not after:
+        later = [i for i in spaces if i > start]
+        if not later:
             break
-        cuts.append(min(after, key=lambda i: abs(i - target)))
-    bounds = [0, *(c + 1 for c in cuts), len(sentence) + 1]
-    pieces = (sentence[a : b - 1].strip(" ") for a, b in itertools.pairwise(bounds))
-    return [piece for piece in pieces if piece]
+        cut = min(later, key=lambda i: abs(i - target))
+        pieces.append(sentence[start:cut])
+        start = cut + 1
+    pieces.append(sentence[start:])
+    return [piece for piece in (p.strip(" ") for p in pieces) if piece]
